@@ -1,0 +1,39 @@
+"""gradwise: train, diagnose and tune neural networks on tables, the way the textbook teaches.
+
+>>> import gradwise
+>>> splits = gradwise.split_table(gradwise.load_table("builtin:iris"), seed=0)
+>>> result = gradwise.fit(gradwise.TrainConfig(epochs=20), splits)
+>>> sorted(result.metrics)
+['test', 'train', 'val']
+"""
+
+from .config import TrainConfig
+from .data import FeatureEncoder, Normalizer, Splits, Table, TargetEncoder, load_table, split_table
+from .errors import ConfigError, DataError, GradwiseError
+from .models import GradwiseModel, build_mlp, load_bundle, save_bundle
+from .training import EpochRecord, FitResult, StopTraining, TrainState, fit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "EpochRecord",
+    "FeatureEncoder",
+    "FitResult",
+    "GradwiseError",
+    "GradwiseModel",
+    "Normalizer",
+    "Splits",
+    "StopTraining",
+    "Table",
+    "TargetEncoder",
+    "TrainConfig",
+    "TrainState",
+    "build_mlp",
+    "fit",
+    "load_bundle",
+    "load_table",
+    "save_bundle",
+    "split_table",
+]
