@@ -63,7 +63,7 @@ def _describe(name: str, column: pd.Series, bad: np.ndarray, what: str) -> str:
     return f"column '{name}' has {int(bad.sum())} {what} values (first at row {first + 1}{shown}); {HINT}"
 
 
-def _invalid_rows(frame: pd.DataFrame, drop_invalid: bool, label: str = "") -> np.ndarray:
+def invalid_rows(frame: pd.DataFrame, drop_invalid: bool, label: str = "") -> np.ndarray:
     """Rows to drop; raises on the first problem unless ``drop_invalid``."""
     drop = np.zeros(len(frame), dtype=bool)
     for name in frame.columns:
@@ -86,7 +86,7 @@ def _to_numeric(frame: pd.DataFrame) -> pd.DataFrame:
 
 def check_features(features: pd.DataFrame, target: pd.DataFrame, drop_invalid: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Reject (or drop) rows with non-numeric, NaN or inf feature values; convert types."""
-    drop = _invalid_rows(features, drop_invalid)
+    drop = invalid_rows(features, drop_invalid)
     kept = features.loc[~drop]
     if len(kept) == 0:
         raise DataError("no rows are left after dropping invalid values; clean the table")
@@ -95,7 +95,7 @@ def check_features(features: pd.DataFrame, target: pd.DataFrame, drop_invalid: b
 
 def check_target(target: pd.DataFrame, drop_invalid: bool) -> pd.DataFrame:
     """The target may be categorical (labels) but never missing, and numeric ones finite."""
-    drop = _invalid_rows(target, drop_invalid, label="target ")
+    drop = invalid_rows(target, drop_invalid, label="target ")
     kept = target.loc[~drop]
     if len(kept) == 0:
         raise DataError("no rows are left after dropping invalid target values; clean the table")

@@ -1,0 +1,114 @@
+"""Options shared by train, diagnose, compare and tune, and the helpers that read them.
+
+Every option maps onto a :class:`~gradwise.TrainConfig` field or a data-loading argument,
+so the command line and the Python API cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any, Callable
+
+import click
+
+from ..config import ACTIVATIONS, DEVICES, INITS, NORMALIZERS, TrainConfig
+from ..data import DEFAULT_SOURCE, Splits, load_table, split_table
+
+_DEFAULTS = TrainConfig()
+
+
+def _stack(*decorators: Callable) -> Callable:
+    def apply(function: Callable) -> Callable:
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+data_options = _stack(
+    click.option("--data", default=DEFAULT_SOURCE, show_default=True, help="Table: .csv, .tsv, .parquet or .npz path, or builtin:iris|wine|breast_cancer|digits|diabetes."),
+    click.option("--target", default=None, help="Target column (comma-separated for several regression targets). Default: the last column."),
+    click.option("--task", type=click.Choice(["classification", "regression"]), default=None, help="Force the task instead of inferring it from the target."),
+    click.option("--split", default="0.7,0.15,0.15", show_default=True, help="Train,validation,test fractions (stratified for classification)."),
+    click.option("--seed", type=int, default=0, show_default=True, help="Seed for the split, the initial weights and the batch order."),
+    click.option("--drop-invalid", is_flag=True, help="Drop rows with missing, infinite or non-numeric values instead of stopping."),
+)
+
+model_options = _stack(
+    click.option("--normalize", type=click.Choice(NORMALIZERS), default=_DEFAULTS.normalize, show_default=True, help="Input (and regression target) normalization."),
+    click.option("--layers", type=int, default=_DEFAULTS.layers, show_default=True, help="Hidden layers."),
+    click.option("--hidden", type=int, default=_DEFAULTS.hidden, show_default=True, help="Units per hidden layer."),
+    click.option("--activation", type=click.Choice(ACTIVATIONS), default=_DEFAULTS.activation, show_default=True),
+    click.option("--init", type=click.Choice(INITS), default=_DEFAULTS.init, show_default=True, help="Weight init; 'normal' is N(0, 1), the document's standard approach."),
+    click.option("--batch-norm/--no-batch-norm", default=False, show_default=True, help="Batch normalization after each hidden Linear layer."),
+    click.option("--dropout", type=float, default=_DEFAULTS.dropout, show_default=True),
+)
+
+optim_options = _stack(
+    click.option("--optimizer", default=_DEFAULTS.optimizer, show_default=True, help="gd | momentum | rmsprop | adam, or any torch.optim class as torch:NAME (e.g. torch:AdamW)."),
+    click.option("--lr", type=float, default=_DEFAULTS.lr, show_default=True, help="Learning rate α."),
+    click.option("--beta", type=float, default=_DEFAULTS.beta, show_default=True, help="β of momentum and RMSprop."),
+    click.option("--beta1", type=float, default=_DEFAULTS.beta1, show_default=True, help="Adam's β1."),
+    click.option("--beta2", type=float, default=_DEFAULTS.beta2, show_default=True, help="Adam's β2."),
+    click.option("--eps", type=float, default=_DEFAULTS.eps, show_default=True, help="ε of RMSprop and Adam."),
+    click.option("--lr-decay", default=None, help="inverse_time:K | exponential:K | step:EVERY:GAMMA | cosine."),
+    click.option("--weight-decay", type=float, default=_DEFAULTS.weight_decay, show_default=True, help="L2 penalty added to the gradient."),
+    click.option("--clip-grad", type=float, default=None, help="Clip the global gradient norm at this value."),
+)
+
+loop_options = _stack(
+    click.option("--batch-size", default=str(_DEFAULTS.batch_size), show_default=True, help="'full' (batch GD), 1 (stochastic GD) or B (mini-batch GD)."),
+    click.option("--epochs", type=int, default=_DEFAULTS.epochs, show_default=True),
+    click.option("--patience", type=int, default=_DEFAULTS.patience, show_default=True, help="Early stopping after this many epochs without a better validation loss; 0 disables it."),
+    click.option("--device", type=click.Choice(DEVICES), default=_DEFAULTS.device, show_default=True),
+)
+
+output_options = _stack(
+    click.option("--json", "as_json", is_flag=True, help="Print exactly one JSON document on stdout instead of tables."),
+)
+
+training_options = _stack(data_options, model_options, optim_options, loop_options)
+
+_CONFIG_FIELDS = {
+    "normalize", "layers", "hidden", "activation", "init", "batch_norm", "dropout", "optimizer", "lr", "beta",
+    "beta1", "beta2", "eps", "lr_decay", "weight_decay", "clip_grad", "batch_size", "epochs", "patience", "seed", "device",
+}
+
+
+def config_from_options(options: dict[str, Any], **overrides: Any) -> TrainConfig:
+    """Build the TrainConfig from parsed options (unknown keys are ignored)."""
+    values = {k: v for k, v in options.items() if k in _CONFIG_FIELDS}
+    if values.get("patience") == 0:
+        values["patience"] = None
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def splits_from_options(options: dict[str, Any]) -> Splits:
+    """Load, check and split the table the options name."""
+    table = load_table(options["data"], options.get("target"), options.get("task"), options.get("drop_invalid", False))
+    return split_table(table, options.get("split", "0.7,0.15,0.15"), options.get("seed", 0))
+
+
+def jsonable(value: Any) -> Any:
+    """Make ``value`` strict JSON: NaN and inf become null, NumPy/torch scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def emit_json(document: Any) -> None:
+    """Print one JSON document on stdout."""
+    sys.stdout.write(json.dumps(jsonable(document), indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()

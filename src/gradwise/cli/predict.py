@@ -1,0 +1,57 @@
+"""``gradwise predict``: apply a saved model to a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import DataError, GradwiseError
+from ..files import atomic_write
+from ..inference import predict_table
+from ._errors import handle_errors
+from .options import emit_json, output_options
+
+PREVIEW_ROWS = 10
+
+
+@click.command("predict")
+@click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path), help="A bundle directory written by gradwise train or tune.")
+@click.option("--data", required=True, help="Table to predict for (.csv, .tsv, .parquet, .npz or builtin:NAME).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the predictions to this CSV file.")
+@output_options
+@handle_errors
+def command(model_dir: Path, data: str, out: Path | None, as_json: bool) -> None:
+    """Predict labels (with class probabilities) or values in the target's original units.
+
+    If the table also holds the target column, the score on it is reported too.
+    """
+    if out is not None and out.is_dir():
+        raise GradwiseError(f"--out '{out}' is a directory; give a file path such as predictions.csv")
+    if out is not None and out.suffix.lower() != ".csv":
+        raise DataError(f"--out must be a .csv file, got '{out}'")
+    predictions, score = predict_table(model_dir, data)
+    if out is not None:
+        atomic_write(out, lambda tmp: predictions.to_csv(tmp, index=False))
+    if as_json:
+        emit_json({"model": str(model_dir), "n_rows": len(predictions), "out": str(out) if out else None, "score": score, "predictions": predictions.to_dict(orient="records")})
+        return
+    _print_summary(predictions, score, out)
+
+
+def _print_summary(predictions: pd.DataFrame, score: dict[str, Any] | None, out: Path | None) -> None:
+    console = Console()
+    table = Table(title=f"{len(predictions)} predictions" + ("" if out else f" (first {min(PREVIEW_ROWS, len(predictions))}; save all with --out FILE.csv)"), title_justify="left")
+    for column in predictions.columns:
+        table.add_column(str(column), justify="right")
+    for row in predictions.head(PREVIEW_ROWS).itertuples(index=False):
+        table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
+    if score:
+        console.print("score on the table's own target: " + ", ".join(f"{k} {v:.4g}" for k, v in score.items()))
+    if out:
+        console.print(f"wrote {out}")

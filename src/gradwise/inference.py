@@ -1,0 +1,47 @@
+"""Predict with a saved bundle on a raw table, as ``gradwise predict`` does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data.loading import read_frame
+from .data.validation import invalid_rows
+from .errors import DataError
+from .models import GradwiseModel, load_bundle
+
+
+def predict_table(model_dir: str | Path, source: str) -> tuple[pd.DataFrame, dict[str, float] | None]:
+    """Predictions for every row of ``source``, and the score when it holds the target too."""
+    model, _ = load_bundle(model_dir)
+    frame, _ = read_frame(source)
+    features = _feature_frame(model, frame)
+    predictions = model.predict(features)
+    return predictions, _score(model, frame, predictions)
+
+
+def _feature_frame(model: GradwiseModel, frame: pd.DataFrame) -> pd.DataFrame:
+    columns = model.encoder.columns
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"column '{missing[0]}' is missing from the table; the model needs columns {columns}")
+    numeric = [c for c in columns if c not in model.encoder.categories]
+    invalid_rows(frame[numeric], drop_invalid=False)  # raises naming column, count and first row
+    return frame[columns]
+
+
+def _score(model: GradwiseModel, frame: pd.DataFrame, predictions: pd.DataFrame) -> dict[str, float] | None:
+    names = model.target.names
+    if not all(n in frame.columns for n in names):
+        return None
+    truth = frame[names]
+    if model.task == "classification":
+        expected = truth.iloc[:, 0].map(str).to_numpy()
+        return {"accuracy": float(np.mean(predictions[names[0]].map(str).to_numpy() == expected))}
+    values = pd.DataFrame({n: pd.to_numeric(truth[n], errors="coerce") for n in names}).to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        return None
+    errors = predictions[names].to_numpy(dtype=np.float64) - values
+    return {"rmse": float(np.sqrt(np.mean(errors**2)))}

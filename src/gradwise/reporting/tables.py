@@ -1,0 +1,40 @@
+"""Tables of a training run's results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def metrics_table(metrics: dict[str, dict[str, float]], title: str = "metrics") -> Table:
+    """One row per split (train, val, test), one column per metric."""
+    names: list[str] = []
+    for values in metrics.values():
+        names += [n for n in values if n not in names]
+    table = Table(title=title, title_justify="left")
+    table.add_column("split")
+    for name in names:
+        table.add_column(name, justify="right")
+    for split, values in metrics.items():
+        if values:
+            table.add_row(split, *(_fmt(values.get(n)) for n in names))
+    return table
+
+
+def render_fit(result: Any, console: Console, model_dir: str | None = None) -> None:
+    """Print a FitResult: metrics per split, how training ended, where the model went."""
+    units = " (RMSE in the target's units)" if result.task == "regression" else ""
+    console.print(metrics_table(result.metrics, title=f"{result.task} results{units}"))
+    console.print(f"{result.epochs_run} epochs, {result.updates} updates, {result.seconds:.1f}s; {result.stop_reason}")
+    if model_dir:
+        console.print(f"model saved to [bold]{model_dir}[/bold]; predict with: gradwise predict --model {model_dir} --data FILE")
