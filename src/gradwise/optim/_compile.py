@@ -1,0 +1,89 @@
+"""Run an optimizer's single-tensor reference update through ``torch.compile``.
+
+Why: on a CPU, an eager update makes one pass over memory per operation (Adam needs about
+six), while Inductor fuses the whole update into one loop that reads θ, dθ, V, S once and
+writes θ, V, S once, which is what ``torch.optim.Adam(fused=True)`` does by hand. Compiling
+the reference itself means the fast path cannot drift from the equations it is tested
+against. Measured on a 2-core CPU in benchmarks/optim_step.py.
+
+Why not always: compiling costs seconds (more without Inductor's on-disk cache) and needs a
+C++ compiler, so the automatic choice compiles only large parameter groups, and any failure
+falls back to the eager ``foreach`` path with one warning. ``GRADWISE_COMPILE=0`` turns
+compilation off.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any, Callable
+
+import torch
+
+# Below this many elements per parameter group the compile time is not repaid by the
+# faster steps within a typical run, so "auto" stays eager (see benchmarks/optim_step.py).
+AUTO_COMPILE_MIN_NUMEL = 1 << 19
+
+IMPLEMENTATIONS = ("auto", "reference", "foreach", "compiled")
+
+_compiled: dict[Callable, Callable] = {}
+_failure: list[str] = []  # the first compile error, once one happened
+
+
+def compile_allowed() -> bool:
+    """False after a compile failure, or when GRADWISE_COMPILE=0."""
+    return not _failure and os.environ.get("GRADWISE_COMPILE", "1") != "0"
+
+
+def choose(impl: str, numel: int, compile_pays: bool) -> str:
+    """Resolve ``auto`` to a concrete path for a group of ``numel`` elements."""
+    if impl == "compiled" and not compile_allowed():
+        return "foreach"
+    if impl != "auto":
+        return impl
+    if compile_pays and numel >= AUTO_COMPILE_MIN_NUMEL and compile_allowed():
+        return "compiled"
+    return "foreach"
+
+
+def _compiled_version(reference: Callable) -> Callable:
+    if reference not in _compiled:
+        # dynamic=True: one kernel serves every parameter shape instead of one per shape.
+        _compiled[reference] = torch.compile(reference, dynamic=True, fullgraph=True)
+    return _compiled[reference]
+
+
+def _as_tensor(value: Any) -> Any:
+    # Hyperparameters become 0-d float64 tensors: a Python float would be baked into the
+    # kernel, and every new learning rate (decay, schedulers) would recompile it.
+    if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
+        return torch.tensor(float(value), dtype=torch.float64)
+    if isinstance(value, list) and value and isinstance(value[0], float):
+        return list(torch.tensor(value, dtype=torch.float64).unbind())
+    return value
+
+
+def run_compiled(reference: Callable, fallback: Callable, args: tuple, kwargs: dict[str, Any]) -> None:
+    """Call the compiled ``reference``; on any compile error warn once and call ``fallback``."""
+    if compile_allowed():
+        try:
+            _compiled_version(reference)(*map(_as_tensor, args), **{k: _as_tensor(v) for k, v in kwargs.items()})
+            return
+        except Exception as error:  # noqa: BLE001 - any compiler failure means "use eager"
+            _failure.append(f"{type(error).__name__}: {error}".splitlines()[0])
+            warnings.warn(
+                f"gradwise: torch.compile failed ({_failure[0]}); optimizers use the eager foreach path",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    fallback(*args, **kwargs)
+
+
+def dispatch(impl: str, reference: Callable, foreach: Callable, args: tuple, kwargs: dict[str, Any]) -> None:
+    """Run one update with the chosen implementation: "reference", "foreach" or "compiled"."""
+    if impl == "compiled":
+        run_compiled(reference, foreach, args, kwargs)
+    elif impl == "foreach":
+        foreach(*args, **kwargs)
+    else:
+        reference(*args, **kwargs)
