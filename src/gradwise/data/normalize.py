@@ -124,9 +124,10 @@ class Normalizer(nn.Module):
             x = x.to(torch.float32)
         if x.shape[-1] != self.scale_.shape[0]:
             raise DataError(f"expected {self.scale_.shape[0]} features, got {x.shape[-1]}")
-        offset = self.offset_.to(device=x.device, dtype=x.dtype)
-        scale = self.scale_.to(device=x.device, dtype=x.dtype)
-        out = op(x, offset, scale)
+        # Work in float64: a float32 offset such as 1e6 would be off by up to 0.03 before
+        # the subtraction even starts. Normalizing is cheap next to training.
+        wide = torch.float64 if x.device.type != "mps" else torch.float32
+        out = op(x.to(wide), self.offset_.to(x.device, wide), self.scale_.to(x.device, wide)).to(x.dtype)
         return out.numpy() if is_numpy else out
 
     def extra_repr(self) -> str:

@@ -14,7 +14,7 @@ from ..errors import DataError
 
 # An object column is taken as numeric-with-typos when at least this share of its
 # non-empty values parse as numbers; otherwise it is a categorical (string) feature.
-NUMERIC_SHARE = 0.8
+NUMERIC_SHARE = 0.5
 MAX_CLASSES_FOR_INTEGERS = 20
 HINT = "clean them or pass --drop-invalid"
 

@@ -1,0 +1,132 @@
+"""Loading tables, inferring the task, one-hot encoding and reproducible splits."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradwise import DataError, load_table, split_table
+from gradwise.data import BUILTINS, parse_split
+from gradwise.errors import ConfigError
+
+
+def _frame(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "size": rng.normal(size=n),
+        "color": rng.choice(["red", "green", "blue"], size=n),
+        "label": rng.choice(["yes", "no"], size=n),
+    })
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".parquet", ".npz"])
+def test_every_file_format_loads_the_same_numbers(tmp_path, suffix):
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(40, 3)), rng.integers(0, 3, size=40)
+    frame = pd.DataFrame(X, columns=["x0", "x1", "x2"]).assign(y=y)
+    path = tmp_path / f"table{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix == ".tsv":
+        frame.to_csv(path, sep="\t", index=False)
+    elif suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        np.savez(path, X=X, y=y)
+    table = load_table(path)
+    assert table.task == "classification"
+    np.testing.assert_allclose(table.features.to_numpy(), X, rtol=1e-12)
+    np.testing.assert_array_equal(table.target.iloc[:, 0].to_numpy(), y)
+
+
+@pytest.mark.parametrize("name", sorted(BUILTINS))
+def test_builtins_know_their_target_and_task(name):
+    table = load_table(f"builtin:{name}")
+    assert table.task == BUILTINS[name][1]
+    assert table.target_names == ["target"] and "target" not in table.features.columns
+
+
+def test_target_defaults_to_last_column_and_can_be_named(tmp_path):
+    path = tmp_path / "t.csv"
+    _frame().to_csv(path, index=False)
+    assert load_table(path).target_names == ["label"]
+    assert load_table(path, target="size").task == "regression"
+
+
+def test_task_inference_rules():
+    n = 100
+    base = pd.DataFrame({"x": np.arange(n, dtype=float)})
+    cases = {
+        "classification": [np.array(["a", "b"] * 50), np.arange(n) % 2 == 0, np.arange(n) % 5],
+        "regression": [np.linspace(0, 1, n), np.arange(n) * 3],
+    }
+    for task, targets in cases.items():
+        for values in targets:
+            from gradwise.data.validation import infer_task
+            assert infer_task(base.assign(y=values)[["y"]], None) == task, values[:5]
+
+
+def test_several_regression_targets(tmp_path):
+    frame = pd.DataFrame({"x": np.arange(30.0), "a": np.arange(30.0) * 2, "b": np.arange(30.0) ** 2})
+    path = tmp_path / "multi.csv"
+    frame.to_csv(path, index=False)
+    table = load_table(path, target="a,b")
+    splits = split_table(table)
+    assert table.task == "regression" and splits.n_outputs == 2 and splits.train.y.shape[1] == 2
+
+
+def test_one_hot_categories_come_from_the_training_split_only():
+    frame = _frame()
+    frame.loc[0, "color"] = "purple"  # a single row: lands in one split only
+    splits = split_table(load_table_from(frame), (0.5, 0.25, 0.25), seed=3)
+    in_train = "purple" in set(frame.loc[_train_rows(splits, frame), "color"])
+    assert ("color=purple" in splits.encoder.feature_names) == in_train
+    assert splits.n_features == 1 + len(splits.encoder.categories["color"])
+    # Every encoded one-hot row has at most one 1.
+    onehot = splits.test.X[:, 1:]
+    assert set(np.unique(onehot)) <= {0.0, 1.0} and (onehot.sum(axis=1) <= 1).all()
+
+
+def load_table_from(frame):
+    from gradwise.data.loading import Table
+    return Table(frame.drop(columns=["label"]), frame[["label"]], "classification", "frame")
+
+
+def _train_rows(splits, frame):
+    # Recover which rows went to training by matching the numeric column.
+    return frame.index[np.isin(frame["size"].to_numpy().astype(np.float32), splits.train.X[:, 0])]
+
+
+def test_split_is_reproducible_disjoint_and_stratified():
+    table = load_table("builtin:breast_cancer")
+    a, b = split_table(table, seed=7), split_table(table, seed=7)
+    np.testing.assert_array_equal(a.train.X, b.train.X)
+    c = split_table(table, seed=8)
+    assert not np.array_equal(a.train.X, c.train.X)
+    assert len(a.train) + len(a.val) + len(a.test) == table.n_rows
+    overall = np.mean(table.target.iloc[:, 0] == "malignant")
+    for part in (a.train, a.val, a.test):
+        share = np.mean(part.y == a.classes.index("malignant"))
+        assert abs(share - overall) < 0.02
+
+
+def test_merge_train_val_keeps_every_row():
+    splits = split_table(load_table("builtin:iris"))
+    merged = splits.merge_train_val()
+    assert len(merged.train) == len(splits.train) + len(splits.val) and len(merged.val) == 0
+    assert len(merged.test) == len(splits.test)
+
+
+@pytest.mark.parametrize("bad", ["0.5,0.5", "0.7,0.2,0.2", "a,b,c", "0,0.5,0.5", "-0.1,0.6,0.5"])
+def test_bad_split_fractions_are_rejected(bad):
+    with pytest.raises(ConfigError, match="--split"):
+        parse_split(bad)
+
+
+def test_non_numeric_values_name_column_count_and_first_row(tmp_path):
+    frame = pd.DataFrame({"price": ["1.5", "2", "?", "4", "x", "6"] * 3, "y": [0, 1] * 9})
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"column 'price' has 6 non-numeric values \(first at row 3: '\?'\)"):
+        load_table(path)
+    table = load_table(path, drop_invalid=True)
+    assert table.n_rows == 12

@@ -1,0 +1,146 @@
+"""The training loop: update counts per variant, stopping rules, metrics, callbacks."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from gradwise import StopTraining, TrainConfig, fit, load_table, split_table
+from gradwise.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return split_table(load_table("builtin:iris"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    return split_table(load_table("builtin:diabetes"), seed=0)
+
+
+class StepCounter:
+    def __init__(self):
+        self.per_epoch, self.steps = [], 0
+
+    def on_step_end(self, state):
+        self.steps += 1
+
+    def on_epoch_end(self, state, record):
+        self.per_epoch.append(self.steps - sum(self.per_epoch))
+
+
+@pytest.mark.parametrize("batch_size, expected", [("full", lambda m: 1), (1, lambda m: m), (16, lambda m: math.ceil(m / 16)), (7, lambda m: math.ceil(m / 7))])
+def test_updates_per_epoch_for_batch_stochastic_and_minibatch(iris, batch_size, expected):
+    m = len(iris.train)
+    counter = StepCounter()
+    result = fit(TrainConfig(batch_size=batch_size, epochs=3, patience=None, optimizer="gd", lr=0.01, hidden=8), iris, [counter])
+    assert counter.per_epoch == [expected(m)] * 3
+    assert result.updates == 3 * expected(m)
+    assert [r.updates for r in result.history] == [expected(m) * (i + 1) for i in range(3)]
+
+
+def test_stochastic_visits_examples_in_a_fresh_order_each_epoch(iris):
+    seen = []
+
+    class FirstExample:
+        def on_after_backward(self, state, loss):
+            seen.append((state.epoch, float(loss)))
+
+    fit(TrainConfig(batch_size=1, epochs=2, patience=None, optimizer="gd", lr=1e-12, hidden=4), iris, [FirstExample()])
+    # a negligible lr keeps the weights (nearly) fixed, so per-example losses differ only by order.
+    m = len(iris.train)
+    first, second = [l for e, l in seen if e == 0], [l for e, l in seen if e == 1]
+    assert len(first) == len(second) == m
+    assert first != second and sorted(first) == pytest.approx(sorted(second))
+
+
+def test_same_seed_same_result_different_seed_different(iris):
+    config = TrainConfig(epochs=5, hidden=8)
+    a, b = fit(config, iris), fit(config, iris)
+    assert a.history[-1].train_loss == b.history[-1].train_loss
+    c = fit(config.replace(seed=1), iris)
+    assert c.history[-1].train_loss != a.history[-1].train_loss
+
+
+def test_early_stopping_restores_the_best_weights(iris):
+    result = fit(TrainConfig(epochs=300, patience=3, lr=0.05, hidden=32), iris)
+    assert result.stop_reason.startswith("early stopping")
+    best = min(r.val_loss for r in result.history)
+    assert result.best_epoch == [r.val_loss for r in result.history].index(best) + 1
+    assert result.epochs_run == result.best_epoch + 3
+    assert result.metrics["val"]["loss"] == pytest.approx(best, rel=1e-5)
+
+
+def test_diverging_run_stops_cleanly_with_a_reason(iris):
+    result = fit(TrainConfig(optimizer="gd", lr=1e6, epochs=50, init="normal", activation="relu"), iris)
+    assert result.diverged and "lower the learning rate" in result.stop_reason
+    assert result.epochs_run < 50
+
+
+def test_callback_can_stop_training(iris):
+    class StopAtTwo:
+        def on_epoch_end(self, state, record):
+            if record.epoch == 2:
+                raise StopTraining("enough")
+
+    result = fit(TrainConfig(epochs=10), iris, [StopAtTwo()])
+    assert result.epochs_run == 2 and result.stop_reason == "enough"
+
+
+def test_other_callback_exceptions_propagate(iris):
+    class Boom:
+        def on_epoch_end(self, state, record):
+            raise KeyError("pruned")
+
+    with pytest.raises(KeyError):
+        fit(TrainConfig(epochs=3), iris, [Boom()])
+
+
+def test_regression_metrics_are_in_original_units(diabetes):
+    result = fit(TrainConfig(epochs=30, lr=3e-3), diabetes)
+    predictions = result.model.predict_array(diabetes.test.X)[:, 0]
+    truth = diabetes.test.y[:, 0]
+    rmse = float(np.sqrt(np.mean((predictions - truth) ** 2)))
+    r2 = 1 - np.sum((predictions - truth) ** 2) / np.sum((truth - truth.mean()) ** 2)
+    assert result.metrics["test"]["rmse"] == pytest.approx(rmse, rel=1e-4)
+    assert result.metrics["test"]["r2"] == pytest.approx(r2, rel=1e-3, abs=1e-4)
+    assert 30 < rmse < 100  # diabetes targets range 25..346: original units, not normalized ones
+
+
+def test_classification_accuracy_matches_predictions(iris):
+    result = fit(TrainConfig(epochs=40, lr=1e-2), iris)
+    accuracy = np.mean(result.model.predict_array(iris.test.X) == iris.test.y)
+    assert result.metrics["test"]["accuracy"] == pytest.approx(accuracy)
+    assert accuracy > 0.85
+
+
+def test_normalizer_is_fitted_on_the_training_split_only(iris):
+    result = fit(TrainConfig(epochs=1), iris)
+    norm = result.model.input_normalizer
+    np.testing.assert_allclose(norm.data_min_.numpy(), iris.train.X.min(axis=0).astype(np.float64))
+    np.testing.assert_allclose(norm.data_max_.numpy(), iris.train.X.max(axis=0).astype(np.float64))
+
+
+def test_digits_defaults_reach_95_percent_test_accuracy():
+    splits = split_table(load_table("builtin:digits"), seed=0)
+    result = fit(TrainConfig(), splits)
+    assert result.metrics["test"]["accuracy"] >= 0.95
+    assert result.seconds < 60
+
+
+@pytest.mark.parametrize("changes, option", [
+    ({"lr": -0.1}, "--lr"), ({"lr": 0.0}, "--lr"), ({"batch_size": 0}, "--batch-size"), ({"batch_size": "half"}, "--batch-size"),
+    ({"epochs": 0}, "--epochs"), ({"beta": 1.0}, "--beta"), ({"eps": 0.0}, "--eps"), ({"hidden": 0}, "--hidden"),
+    ({"activation": "swish"}, "--activation"), ({"dropout": 1.0}, "--dropout"), ({"lr": float("nan")}, "--lr"),
+])
+def test_absurd_configuration_is_rejected_naming_the_option(changes, option):
+    with pytest.raises(ConfigError, match=option):
+        TrainConfig(**changes)
+
+
+def test_batch_norm_and_dropout_models_train(iris):
+    result = fit(TrainConfig(epochs=5, batch_norm=True, dropout=0.2, batch_size=16), iris)
+    assert math.isfinite(result.metrics["val"]["loss"])
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in result.model.net.modules())
