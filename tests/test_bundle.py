@@ -1,0 +1,71 @@
+"""Saved models: same predictions after loading, safe formats, atomic writes."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from gradwise import GradwiseError, TrainConfig, fit, load_bundle, load_table, save_bundle, split_table
+
+
+@pytest.mark.parametrize("data, config", [
+    ("builtin:iris", TrainConfig(epochs=5, normalize="standard", batch_norm=True, dropout=0.1, activation="tanh")),
+    ("builtin:diabetes", TrainConfig(epochs=5, layers=3, hidden=16)),
+])
+def test_loaded_bundle_predicts_exactly_like_the_trained_model(tmp_path, data, config):
+    splits = split_table(load_table(data))
+    result = fit(config, splits)
+    save_bundle(result.model, tmp_path / "m", config, result.metrics)
+    model, meta = load_bundle(tmp_path / "m")
+    np.testing.assert_array_equal(model.predict_array(splits.test.X), result.model.predict_array(splits.test.X))
+    assert meta["config"] == config.to_dict() and meta["metrics"]["test"] == result.metrics["test"]
+
+
+def test_bundle_is_safetensors_and_json_only(tmp_path):
+    splits = split_table(load_table("builtin:iris"))
+    result = fit(TrainConfig(epochs=1), splits)
+    save_bundle(result.model, tmp_path, result.config)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gradwise.json", "model.safetensors"]
+    json.loads((tmp_path / "gradwise.json").read_text())
+    with safe_open(str(tmp_path / "model.safetensors"), framework="pt") as f:
+        keys = set(f.keys())
+    assert "input_normalizer.scale_" in keys and any(k.startswith("net.") for k in keys)
+
+
+def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    splits = split_table(load_table("builtin:iris"))
+    result = fit(TrainConfig(epochs=1), splits)
+    import gradwise.models.bundle as bundle
+
+    def broken_dumps(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(bundle.json, "dumps", broken_dumps)
+    with pytest.raises(OSError):
+        save_bundle(result.model, tmp_path / "m", result.config)
+    assert not (tmp_path / "m" / "gradwise.json").exists()
+    assert [p.name for p in (tmp_path / "m").iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_loading_a_non_bundle_or_damaged_bundle_is_a_clear_error(tmp_path):
+    with pytest.raises(GradwiseError, match="not a gradwise model bundle"):
+        load_bundle(tmp_path)
+    splits = split_table(load_table("builtin:iris"))
+    result = fit(TrainConfig(epochs=1), splits)
+    save_bundle(result.model, tmp_path, result.config)
+    (tmp_path / "model.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(GradwiseError, match="damaged"):
+        load_bundle(tmp_path)
+
+
+def test_predict_on_raw_frame_returns_labels_and_probabilities():
+    table = load_table("builtin:iris")
+    splits = split_table(table)
+    result = fit(TrainConfig(epochs=30, lr=1e-2), splits)
+    frame = result.model.predict(table.features)
+    assert list(frame.columns) == ["target", "p(setosa)", "p(versicolor)", "p(virginica)"]
+    assert set(frame["target"]) <= {"setosa", "versicolor", "virginica"}
+    np.testing.assert_allclose(frame.iloc[:, 1:].sum(axis=1), 1.0, rtol=1e-5)
+    assert torch.is_tensor(result.model.input_normalizer.scale_)

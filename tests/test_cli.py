@@ -1,0 +1,70 @@
+"""End to end through the command line, in subprocesses, as a user runs it."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+
+def test_train_digits_defaults_json_then_predict(cli, tmp_path):
+    model = tmp_path / "model"
+    result = cli("train", "--json", "--out", model)
+    assert result.code == 0, result.stderr
+    document = result.json()  # exactly one JSON document on stdout
+    assert document["metrics"]["test"]["accuracy"] >= 0.95
+    assert document["model_path"] == str(model)
+    assert len(document["history"]) == document["epochs_run"] > 0
+    assert {"train_loss", "val_loss", "train", "val", "lr", "updates"} <= set(document["history"][0])
+
+    out = tmp_path / "pred.csv"
+    predicted = cli("predict", "--model", model, "--data", "builtin:digits", "--out", out, "--json")
+    assert predicted.code == 0, predicted.stderr
+    summary = predicted.json()
+    assert summary["score"]["accuracy"] > 0.95 and summary["n_rows"] == 1797
+    frame = pd.read_csv(out)
+    assert len(frame) == 1797 and frame.columns[0] == "target"
+
+
+def test_diabetes_reports_rmse_in_original_units_and_predictions_too(cli, tmp_path):
+    model = tmp_path / "m"
+    result = cli("train", "--data", "builtin:diabetes", "--epochs", "40", "--lr", "3e-3", "--json", "--out", model)
+    assert result.code == 0, result.stderr
+    rmse = result.json()["metrics"]["test"]["rmse"]
+    assert 35 < rmse < 90  # target spans 25..346; a normalized-units RMSE would be < 1
+    predicted = cli("predict", "--model", model, "--data", "builtin:diabetes", "--json")
+    values = [row["target"] for row in predicted.json()["predictions"]]
+    assert 25 < sum(values) / len(values) < 346
+
+
+def test_human_output_names_splits_and_where_the_model_went(cli, tmp_path):
+    result = cli("train", "--data", "builtin:iris", "--epochs", "3", "--out", tmp_path / "m")
+    assert result.code == 0, result.stderr
+    assert "test" in result.stdout and "accuracy" in result.stdout and "gradwise predict --model" in result.stdout
+
+
+def test_console_script_and_help(cli):
+    gradwise = shutil.which("gradwise")
+    assert gradwise is not None
+    result = cli("--help")
+    assert result.code == 0
+    for name in ("train", "predict", "tune", "diagnose", "compare", "chain", "worker"):
+        assert name in result.stdout
+    assert "--batch-size" in cli("train", "--help").stdout
+
+
+def test_categorical_features_train_and_predict_from_csv(cli, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 300
+    color = rng.choice(["red", "green", "blue"], n)
+    size = rng.normal(size=n)
+    label = np.where((color == "red") | (size > 1), "yes", "no")
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"color": color, "size": size, "label": label}).to_csv(path, index=False)
+    result = cli("train", "--data", path, "--json", "--out", tmp_path / "m", "--epochs", "60", "--lr", "1e-2")
+    assert result.code == 0, result.stderr
+    assert result.json()["metrics"]["test"]["accuracy"] > 0.9
+    predicted = cli("predict", "--model", tmp_path / "m", "--data", path, "--json")
+    assert predicted.json()["score"]["accuracy"] > 0.9
