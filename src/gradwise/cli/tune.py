@@ -1,0 +1,112 @@
+"""``gradwise tune``: search the document's hyperparameters in order of importance."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import GradwiseError
+from ._errors import handle_errors
+from .options import data_options, emit_json, output_options
+
+STRATEGY_HELP = "staged: α first, then β/hidden/batch size, then layers/decay (40/40/20% of the budget); joint: TPE over everything; random."
+
+
+@click.command("tune")
+@data_options
+@click.option("--trials", "n_trials", type=int, default=None, help="Finished trials the study should reach (counted over all workers and resumed runs).")
+@click.option("--timeout", type=float, default=None, help="Seconds of searching for this run. Default: 120 when --trials is not given.")
+@click.option("--strategy", type=click.Choice(["staged", "joint", "random"]), default="staged", show_default=True, help=STRATEGY_HELP)
+@click.option("--optimizer", "family", type=click.Choice(["gd", "momentum", "rmsprop", "adam"]), default=None, help="Optimizer family whose space is searched (default: the --space file's, else adam).")
+@click.option("--space", "space_file", type=click.Path(path_type=Path), default=None, help="TOML, JSON or YAML file that narrows, widens, fixes or adds parameters.")
+@click.option("--pruner", type=click.Choice(["hyperband", "halving", "median", "none"]), default="hyperband", show_default=True)
+@click.option("--metric", type=click.Choice(["accuracy", "rmse", "r2", "loss"]), default=None, help="Validation metric to optimize. Default: accuracy (classification), rmse (regression).")
+@click.option("--epochs", type=int, default=60, show_default=True, help="Most epochs per trial (the pruner's resource).")
+@click.option("--patience", type=int, default=10, show_default=True, help="Early stopping per trial; 0 disables it.")
+@click.option("--activation", default=None, help="Hidden activation for every trial (default relu).")
+@click.option("--normalize", default=None, help="Input normalization for every trial: minmax, standard or none (default minmax).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output directory: study journal, trials.csv, model/. Default: runs/tune-<data>.")
+@click.option("--storage", default=None, help="postgresql://user@host/db (or any SQLAlchemy URL) to share the study across machines.")
+@click.option("--study", "study_name", default=None, help="Study name. Default: gradwise-<data>.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes (each runs `gradwise worker`).")
+@click.option("--resume", is_flag=True, help="Continue the study in --out/--storage; every finished trial is kept.")
+@click.option("--threads", type=int, default=1, show_default=True, help="torch threads per worker (small models run fastest on one).")
+@click.option("--heartbeat", "heartbeat_interval", type=int, default=10, show_default=True, help="Seconds between heartbeats of a running trial (PostgreSQL storage).")
+@click.option("--no-monitor", is_flag=True, help="Do not watch gradients (no immediate pruning on exploding gradients).")
+@output_options
+@handle_errors
+def command(as_json: bool, out: Path | None, storage: str | None, study_name: str | None, resume: bool, threads: int, heartbeat_interval: int, **options: Any) -> None:
+    """Tune an MLP's hyperparameters on a table and keep the best model.
+
+    \b
+    Examples:
+      gradwise tune                                        # builtin:digits, about two minutes
+      gradwise tune --data builtin:breast_cancer --trials 30
+      gradwise tune --data houses.csv --target price --space space.toml --timeout 600
+      gradwise tune --storage postgresql://me@db/optuna --study houses --workers 4
+      gradwise worker --storage postgresql://me@db/optuna --study houses   # on another machine
+    """
+    from ..tuning import tune
+    from ..tuning.session import default_study_name
+
+    spec = spec_from_options(options, resume)
+    out = out or Path("runs") / default_study_name(spec).replace("gradwise-", "tune-", 1)
+    try:
+        result = tune(spec, out, storage, study_name, resume, display=None if not as_json else False, heartbeat_interval=heartbeat_interval, threads=threads)
+    except KeyboardInterrupt:
+        click.echo(f"gradwise: interrupted; finished trials are kept in {storage or out}. Continue with: gradwise tune --out {out}{' --storage ' + storage if storage else ''} --resume", err=True)
+        sys.exit(130)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    render_result(result)
+
+
+def spec_from_options(options: dict[str, Any], resume: bool = False):
+    from ..tuning import TuneSpec, load_space
+    from ..data import parse_split
+
+    if options["n_trials"] is None and options["timeout"] is None and not resume:
+        options["timeout"] = 120.0
+    base = {"epochs": options["epochs"], "patience": options["patience"] or None, "device": options["device"]}
+    base.update({k: options[k] for k in ("activation", "normalize") if options[k] is not None})
+    space = load_space(options["space_file"], options["family"])
+    return TuneSpec(
+        data=options["data"], target=options["target"], task=options["task"], split=parse_split(options["split"]),
+        split_seed=options["seed"], drop_invalid=options["drop_invalid"], space=space.to_dict(), base=base,
+        strategy=options["strategy"], pruner=options["pruner"], metric=options["metric"], n_trials=options["n_trials"],
+        timeout=options["timeout"], workers=options["workers"], seed=options["seed"], monitor=not options["no_monitor"],
+    )
+
+
+def render_result(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    data = result.to_dict()
+    t = data["trials"]
+    console.print(f"[bold]study {data['study']}[/bold]: {t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed")
+    best = data["best"]
+    untuned = "-" if data["untuned_val"] is None else f"{data['untuned_val']:.4g}"
+    console.print(f"best validation {data['metric']}: {best['value']:.4g} (trial {best['trial']}; untuned defaults: {untuned})")
+    table = Table("hyperparameter", "best value", "document", "empirical importance", title="Best configuration and importance")
+    config = best["config"] or {}
+    for row in data["importance"]:
+        share = "-" if row["empirical"] is None else f"{row['empirical']:.3f}"
+        table.add_row(row["param"], _short(config.get(row["param"])), row["document"] + ("" if row["searched"] else " (off)"), share)
+    console.print(table)
+    final = data["final"]
+    if final:
+        test = ", ".join(f"{k} {v:.4g}" for k, v in final["test"].items())
+        console.print(f"retrained on train+val for {final['epochs']} epochs; test: {test}")
+    for name, path in data["files"].items():
+        console.print(f"{name}: {path}")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,54 @@
+"""The live line of ``gradwise tune``: trials done, best so far, pruned and failed.
+
+Shown with rich on a terminal (stderr), silent otherwise, so ``--json`` output and logs
+stay clean.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import optuna
+
+from .runner import count_trials
+
+
+def status_line(study: optuna.Study, started: float) -> str:
+    counts = count_trials(study)
+    try:
+        best = f"{study.best_value:.4g} (trial {study.best_trial.number})"
+    except ValueError:
+        best = "-"
+    return (
+        f"trials done {counts.finished} (complete {counts.complete}, pruned {counts.pruned}), "
+        f"failed {counts.failed}, running {counts.running} | best {best} | {time.monotonic() - started:.0f}s"
+    )
+
+
+class LiveDisplay:
+    """``with LiveDisplay(enabled) as show: ... show.update(study)``."""
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.started = time.monotonic()
+        self._live: Any = None
+
+    def __enter__(self) -> "LiveDisplay":
+        if self.enabled:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live("starting...", console=Console(stderr=True), refresh_per_second=4, transient=False)
+            self._live.__enter__()
+        return self
+
+    def update(self, study: optuna.Study) -> None:
+        if self._live is not None:
+            self._live.update(status_line(study, self.started))
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+            self._live = None

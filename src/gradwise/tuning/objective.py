@@ -1,0 +1,145 @@
+"""The objective: one Optuna ``trial`` → one :class:`TrainConfig` → one :func:`gradwise.fit`.
+
+Each epoch the validation metric goes to ``trial.report(value, epoch)``; when
+``trial.should_prune()`` says so (Hyperband, successive halving or the median rule),
+``optuna.TrialPruned`` is raised from inside the training loop and reaches Optuna
+unchanged. A run that diverges is pruned at once, without waiting for the pruner: a
+non-finite loss, or the gradient monitor diagnosing ``diverging_loss`` or
+``exploding_gradient`` (document section 1). The reason is kept in the trial's user
+attribute ``prune_reason``, so the trials table says why each trial ended.
+
+Example::
+
+    objective = Objective(splits, default_space("adam"), joint_plan(), metric="accuracy")
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.HyperbandPruner())
+    study.optimize(objective, n_trials=20)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+
+from ..config import TrainConfig
+from .space import SearchSpace
+
+# The validation metric each task is judged by, and whether larger is better.
+METRICS = {"accuracy": "maximize", "rmse": "minimize", "r2": "maximize", "loss": "minimize"}
+DEFAULT_METRIC = {"classification": "accuracy", "regression": "rmse"}
+FATAL_FINDINGS = ("diverging_loss", "exploding_gradient")
+
+
+def metric_value(metrics: dict[str, float], metric: str) -> float:
+    """The chosen metric from a fit's metrics dict (``loss`` is the loss itself)."""
+    return float(metrics.get(metric, math.nan))
+
+
+def epoch_metric(record: Any, metric: str) -> float:
+    if metric == "loss":
+        return math.nan if record.val_loss is None else float(record.val_loss)
+    return float(record.val_metrics.get(metric, math.nan))
+
+
+class PruningCallback:
+    """A gradwise training callback that reports to the trial and prunes.
+
+    ``monitor`` is a gradient monitor (``gradwise.diagnosis.GradientMonitor``) or None; its
+    findings are read at the end of each epoch.
+    """
+
+    def __init__(self, trial: optuna.Trial, metric: str, monitor: Any = None) -> None:
+        self.trial, self.metric, self.monitor = trial, metric, monitor
+
+    def on_after_backward(self, state: Any, loss: Any) -> None:
+        if self.monitor is not None and hasattr(self.monitor, "on_after_backward"):
+            self.monitor.on_after_backward(state, loss)
+
+    def on_train_start(self, state: Any) -> None:
+        if self.monitor is not None and hasattr(self.monitor, "on_train_start"):
+            self.monitor.on_train_start(state)
+
+    def on_epoch_end(self, state: Any, record: Any) -> None:
+        if self.monitor is not None and hasattr(self.monitor, "on_epoch_end"):
+            self.monitor.on_epoch_end(state, record)
+        losses = [record.train_loss] + ([] if record.val_loss is None else [record.val_loss])
+        if not all(math.isfinite(v) for v in losses):
+            self._prune(f"diverging_loss: non-finite loss in epoch {record.epoch}")
+        fatal = _fatal_finding(self.monitor)
+        if fatal:
+            self._prune(f"{fatal} diagnosed by the gradient monitor in epoch {record.epoch}")
+        value = epoch_metric(record, self.metric)
+        if math.isfinite(value):
+            self.trial.report(value, record.epoch)
+            if self.trial.should_prune():
+                self._prune(f"pruner: unpromising validation {self.metric} {value:.4g} at epoch {record.epoch}")
+
+    def _prune(self, reason: str) -> None:
+        self.trial.set_user_attr("prune_reason", reason)
+        raise optuna.TrialPruned(reason)
+
+
+def make_monitor() -> Any:
+    """A fresh gradient monitor, or None when ``gradwise.diagnosis`` does not provide one."""
+    try:
+        from ..diagnosis import GradientMonitor
+    except ImportError:
+        return None
+    try:
+        return GradientMonitor()
+    except TypeError:  # a monitor that needs arguments we do not know: tune without it
+        return None
+
+
+def _fatal_finding(monitor: Any) -> str | None:
+    """The first diverging_loss / exploding_gradient finding of ``monitor`` so far."""
+    if monitor is None:
+        return None
+    findings = getattr(monitor, "findings", None)
+    if callable(findings):
+        findings = findings()
+    for finding in findings or ():
+        name = getattr(finding, "kind", None) or getattr(finding, "name", None) or str(finding)
+        if name in FATAL_FINDINGS:
+            return name
+    return None
+
+
+class Objective:
+    """``objective(trial)``: configure with ``plan``, train, report, return the validation metric.
+
+    ``plan(trial, space)`` returns the TrainConfig values this trial tries (see
+    :mod:`gradwise.tuning.strategies`); everything else comes from ``base``.
+    """
+
+    def __init__(self, splits: Any, space: SearchSpace, plan: Any, metric: str, base: TrainConfig | None = None, monitor: bool = True) -> None:
+        self.splits, self.space, self.plan, self.metric = splits, space, plan, metric
+        self.base = (base or TrainConfig()).replace(**space.defaults())
+        self.monitor = monitor
+
+    def config_for(self, trial: optuna.Trial) -> TrainConfig:
+        config = self.base.replace(**self.plan(trial, self.space))
+        trial.set_user_attr("config", _jsonable(config.to_dict()))
+        return config
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        from ..training.loop import fit  # lazy: importing the tuner should not import torch work
+
+        config = self.config_for(trial)
+        callback = PruningCallback(trial, self.metric, make_monitor() if self.monitor else None)
+        result = fit(config, self.splits, callbacks=[callback])
+        value = metric_value(result.metrics.get("val", {}), self.metric)
+        trial.set_user_attr("epochs_run", len(result.history))
+        trial.set_user_attr("best_epoch", result.best_epoch or len(result.history))
+        trial.set_user_attr("stop_reason", result.stop_reason)
+        if not math.isfinite(value):
+            reason = f"diverging_loss: {result.stop_reason}"
+            trial.set_user_attr("prune_reason", reason)
+            raise optuna.TrialPruned(reason)
+        return value
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    """TrainConfig dict with tuples as lists, so every storage keeps it as JSON."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}

@@ -1,0 +1,159 @@
+"""What ``gradwise tune`` hands back once the search is over.
+
+- the best trial's configuration;
+- that configuration retrained on training + validation rows for the number of epochs at
+  which the best trial peaked (there is no validation set left to stop on), evaluated once
+  on the test split and saved as a bundle that ``gradwise predict`` loads;
+- every trial as a CSV row (``study.trials_dataframe()``), with why it was pruned or failed;
+- the empirical importance of each hyperparameter (Optuna's fANOVA evaluator, PED-ANOVA if
+  fANOVA cannot run) next to the document's ranking.
+
+Importance is computed over all completed trials with each trial's *full* configuration:
+a parameter that a stage held fixed still has a value in that trial (its default or the
+best value so far), so trials from all stages are comparable.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from ..config import TrainConfig
+from ..errors import GradwiseError
+from .runner import Counts, count_trials
+from .space import SearchSpace, to_raw_value
+from .spec import TuneSpec
+
+MODEL_DIR = "model"
+TRIALS_CSV = "trials.csv"
+_CSV_DROP = ("user_attrs_config", "system_attrs_fixed_params")
+
+
+@dataclass
+class TuneResult:
+    study_name: str
+    metric: str
+    direction: str
+    counts: Counts
+    best: dict[str, Any]
+    untuned: float | None
+    final: dict[str, Any] = field(default_factory=dict)
+    importance: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        c = self.counts
+        return {
+            "study": self.study_name,
+            "metric": self.metric,
+            "direction": self.direction,
+            "trials": {"complete": c.complete, "pruned": c.pruned, "failed": c.failed, "running": c.running, "waiting": c.waiting},
+            "untuned_val": self.untuned,
+            "best": self.best,
+            "final": self.final,
+            "importance": self.importance,
+            "files": self.files,
+        }
+
+
+def best_trial_summary(study: optuna.Study) -> dict[str, Any]:
+    try:
+        best = study.best_trial
+    except ValueError:
+        counts = count_trials(study)
+        raise GradwiseError(
+            f"no trial completed ({counts.pruned} pruned, {counts.failed} failed); give the search more budget (--trials/--timeout) or a narrower --space"
+        ) from None
+    return {
+        "trial": best.number,
+        "value": best.value,
+        "config": best.user_attrs.get("config"),
+        "params": best.params,
+        "stage": best.user_attrs.get("stage"),
+        "best_epoch": best.user_attrs.get("best_epoch"),
+    }
+
+
+def untuned_value(study: optuna.Study) -> float | None:
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if trial.user_attrs.get("untuned"):
+            return trial.value
+    return None
+
+
+def retrain_best(best: dict[str, Any], splits: Any, out_dir: Path, spec: TuneSpec) -> dict[str, Any]:
+    """Fit the best configuration on train + val, test it once, save the bundle."""
+    from ..models import save_bundle
+    from ..training.loop import fit
+
+    config = TrainConfig.from_dict(best["config"])
+    epochs = int(best.get("best_epoch") or config.epochs)
+    config = config.replace(epochs=max(1, epochs), patience=None)
+    result = fit(config, splits.merge_train_val())
+    directory = save_bundle(result.model, out_dir / MODEL_DIR, config, metrics=result.metrics, extra={"tuning": {"best_trial": best["trial"], "val": best["value"], "data": spec.data}})
+    return {"epochs": config.epochs, "train": result.metrics.get("train", {}), "test": result.metrics.get("test", {}), "bundle": str(directory), "stop_reason": result.stop_reason}
+
+
+def write_trials_csv(study: optuna.Study, path: Path) -> Path:
+    frame = study.trials_dataframe()
+    frame = frame.drop(columns=[c for c in _CSV_DROP if c in frame.columns])
+    frame.to_csv(path, index=False)
+    return path
+
+
+def importance_table(study: optuna.Study, space: SearchSpace) -> list[dict[str, Any]]:
+    """Empirical importance of each searched parameter beside the document's tier, largest first."""
+    params = [p for p in space.params.values() if p.kind != "categorical"]
+    scratch = optuna.create_study(direction=study.direction)
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        config = trial.user_attrs.get("config")
+        if not config or not math.isfinite(trial.value):
+            continue
+        values = {p.name: _clip(p, to_raw_value(p, config.get(p.name, p.default))) for p in params}
+        scratch.add_trial(optuna.create_trial(params=values, distributions={p.name: p.distribution() for p in params}, value=trial.value))
+    scores, method = _evaluate(scratch)
+    rows = [{"param": p.name, "empirical": scores.get(p.name), "document": p.tier, "searched": p.enabled} for p in params]
+    rows.sort(key=lambda r: -(r["empirical"] or 0.0))
+    for row in rows:
+        row["method"] = method
+    return rows
+
+
+def _clip(param: Any, raw: Any) -> float:
+    if raw is None:
+        return param.low
+    return min(max(raw, param.low), param.high)
+
+
+def _evaluate(study: optuna.Study) -> tuple[dict[str, float], str | None]:
+    if len(study.trials) < 3:
+        return {}, None
+    evaluators = [("fanova", optuna.importance.FanovaImportanceEvaluator(seed=0)), ("ped_anova", optuna.importance.PedAnovaImportanceEvaluator())]
+    for name, evaluator in evaluators:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return dict(optuna.importance.get_param_importances(study, evaluator=evaluator)), name
+        except Exception:  # too few or constant trials for this evaluator: try the next
+            continue
+    return {}, None
+
+
+def finalize(study: optuna.Study, spec: TuneSpec, splits: Any, out_dir: str | Path, retrain: bool = True) -> TuneResult:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    best = best_trial_summary(study)
+    metric = spec.metric_for(splits.task)
+    result = TuneResult(study.study_name, metric, study.direction.name.lower(), count_trials(study), best, untuned_value(study))
+    result.files["trials_csv"] = str(write_trials_csv(study, out_dir / TRIALS_CSV))
+    result.importance = importance_table(study, spec.search_space())
+    if retrain:
+        result.final = retrain_best(best, splits, out_dir, spec)
+        result.files["model"] = result.final["bundle"]
+    return result

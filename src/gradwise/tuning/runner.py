@@ -1,0 +1,159 @@
+"""The trial loop every worker runs, in-process or as ``gradwise worker``.
+
+It is Optuna's ask-and-tell loop (``study.ask()`` → ``objective(trial)`` → ``study.tell``)
+rather than ``study.optimize``, for one reason: the trial budget is shared by every worker
+of the study, so "count the trials, then ask for one" happens under a lock
+(:func:`~gradwise.tuning.storage.budget_lock`) and the study ends with exactly ``--trials``
+finished trials, none lost, none extra. Before each trial the loop fails and re-enqueues
+trials whose worker died (:func:`~gradwise.tuning.storage.fail_stale_trials`); a worker that
+finds the budget taken keeps waiting while other trials are still running, because one of
+them may die and need a retry.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from .spec import SPEC_ATTR, TuneSpec, build_objective, load_splits, read_spec
+from .storage import RetryStaleTrial, WORKER_ATTR, budget_lock, fail_stale_trials, heartbeat, storage_journal, worker_id
+from .strategies import make_pruner, make_sampler
+
+POLL_SECONDS = 0.5
+FAIL_LIMIT = 3  # stop after this many times --trials failed trials: something is broken
+
+
+@dataclass
+class Counts:
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    running: int = 0
+    waiting: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.pruned
+
+
+def count_trials(study: optuna.Study) -> Counts:
+    counts = Counts()
+    names = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed", TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state in names:
+            setattr(counts, names[trial.state], getattr(counts, names[trial.state]) + 1)
+    return counts
+
+
+def direction_of(metric: str) -> str:
+    from .objective import METRICS
+
+    return METRICS[metric]
+
+
+def create_study(spec: TuneSpec, storage: Any, study_name: str, task: str) -> optuna.Study:
+    """A new study holding ``spec``; its first trial is queued with the defaults (the untuned run)."""
+    study = optuna.create_study(storage=storage, study_name=study_name, direction=direction_of(spec.metric_for(task)))
+    study.set_user_attr(SPEC_ATTR, spec.to_dict())
+    defaults = {p.name: p.default for p in spec.search_space().searched() if p.default is not None and p.kind != "categorical"}
+    from .space import to_raw_value
+
+    space = spec.search_space()
+    study.enqueue_trial({name: to_raw_value(space.params[name], value) for name, value in defaults.items()}, user_attrs={"untuned": True})
+    return study
+
+
+def load_study(storage: Any, study_name: str, spec: TuneSpec | None = None, worker_seed: int | None = None) -> tuple[optuna.Study, TuneSpec]:
+    """Open an existing study with the sampler and pruner its spec asks for."""
+    probe = optuna.load_study(study_name=study_name, storage=storage)
+    spec = spec or read_spec(probe)
+    epochs = spec.base_config().epochs
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=make_sampler(spec.strategy, worker_seed), pruner=make_pruner(spec.pruner, epochs))
+    return study, spec
+
+
+def _take_trial(study: optuna.Study, spec: TuneSpec, journal: Path | None) -> tuple[optuna.Trial | None, bool]:
+    """(trial, done): a new trial within the shared budget, or None to wait, or done."""
+    with budget_lock(study, journal):
+        counts = count_trials(study)
+        limit = spec.n_trials
+        if limit is not None and (counts.finished >= limit or counts.failed >= FAIL_LIMIT * limit):
+            return None, True
+        if limit is not None and counts.finished + counts.running >= limit:
+            return None, False
+        trial = study.ask()
+        trial.set_user_attr(WORKER_ATTR, worker_id())
+        return trial, False
+
+
+def run_one(study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float]) -> TrialState:
+    """Run and tell one trial. Ctrl-C fails it and queues its retry before re-raising."""
+    with heartbeat(study, trial):
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+            return TrialState.PRUNED
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted (SIGINT)")
+            study.tell(trial, state=TrialState.FAIL)
+            RetryStaleTrial()(study, study._storage.get_trial(trial._trial_id))
+            raise
+        except Exception as error:  # a trial's own failure must not end the study
+            trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
+            study.tell(trial, state=TrialState.FAIL)
+            return TrialState.FAIL
+    if not math.isfinite(value):
+        study.tell(trial, state=TrialState.PRUNED)
+        return TrialState.PRUNED
+    study.tell(trial, value)
+    return TrialState.COMPLETE
+
+
+def set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+
+
+def run_worker(
+    study: optuna.Study,
+    spec: TuneSpec,
+    splits: Any = None,
+    timeout: float | None = None,
+    on_trial: Callable[[optuna.Study], None] | None = None,
+    ownerless_is_stale: bool = False,
+) -> int:
+    """Run trials until the study's budget is used or ``timeout`` seconds pass; returns trials run.
+
+    Set torch's thread count before calling (see :func:`set_threads`): the models are small,
+    and on a busy CPU a second intra-op thread makes each step many times slower, not faster.
+    """
+    splits = splits if splits is not None else load_splits(spec)
+    objective = build_objective(spec, splits)
+    journal = storage_journal(study._storage)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    ran = 0
+    fail_stale_trials(study, ownerless_is_stale=ownerless_is_stale)
+    while deadline is None or time.monotonic() < deadline:
+        fail_stale_trials(study)
+        trial, done = _take_trial(study, spec, journal)
+        if done:
+            break
+        if trial is None:
+            if spec.n_trials is None:
+                break
+            time.sleep(POLL_SECONDS)
+            continue
+        run_one(study, trial, objective)
+        ran += 1
+        if on_trial is not None:
+            on_trial(study)
+    return ran

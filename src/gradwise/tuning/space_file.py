@@ -1,0 +1,132 @@
+"""Narrow, widen, fix or add search parameters from a TOML, JSON or YAML file (``--space``).
+
+The file has up to three top-level keys; everything is optional::
+
+    optimizer = "momentum"          # the optimizer family whose default space is the start
+
+    [fixed]                         # TrainConfig values every trial shares
+    epochs = 40
+    patience = 8
+
+    [params.lr]                     # narrow or widen a parameter
+    low = 1e-3
+    high = 0.3
+
+    [params.hidden]                 # fix a parameter: it is no longer searched
+    value = 128
+
+    [params.dropout]                # add a TrainConfig field that the default space lacks
+    type = "float"
+    low = 0.0
+    high = 0.5
+    tier = "low"
+
+    [params.beta2]                  # switch on one of the "almost never" parameters
+    enabled = true
+
+The same structure works as JSON or YAML. Unknown keys are rejected with the list of valid ones,
+so a typo never silently leaves the default in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from ..config import TrainConfig
+from ..errors import ConfigError
+from .space import Param, SearchSpace, default_space
+
+_PARAM_KEYS = {"type", "low", "high", "log", "choices", "default", "tier", "transform", "enabled", "value"}
+_TOP_KEYS = {"optimizer", "fixed", "params"}
+
+
+def read_space_file(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML, JSON or YAML file (chosen by its suffix) into a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--space file {str(path)!r} does not exist; pass the path of a TOML, JSON or YAML file")
+    text = path.read_text()
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"--space file must end in .toml, .json, .yaml or .yml; got {path.name!r}")
+    except ConfigError:
+        raise
+    except Exception as exc:  # each parser has its own error class; the message is what helps
+        raise ConfigError(f"--space file {path.name!r} could not be parsed: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"--space file {path.name!r} must hold a table/object at the top, got {type(data).__name__}")
+    return data
+
+
+def load_space(path: str | Path | None = None, family: str | None = None) -> SearchSpace:
+    """The default space of ``family`` (or the file's ``optimizer``), changed by the file."""
+    data = read_space_file(path) if path is not None else {}
+    return apply_overrides(data, family)
+
+
+def apply_overrides(data: dict[str, Any], family: str | None = None) -> SearchSpace:
+    """Merge a parsed --space document into the family's default space."""
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"--space file has unknown key(s) {unknown}; valid keys are {sorted(_TOP_KEYS)}")
+    space = default_space(family or data.get("optimizer", "adam"))
+    fixed = _check_fields(dict(data.get("fixed", {})), "[fixed]")
+    params = dict(space.params)
+    for name, spec in (data.get("params") or {}).items():
+        if name not in params and isinstance(spec, dict) and set(spec) == {"value"}:
+            fixed[_check_name(name)] = spec["value"]  # fixing a field the space lacks
+            continue
+        params[name] = _merge_param(params.get(name), name, spec)
+    for name in fixed:  # a fixed value wins over a searched parameter of the same name
+        params.pop(name, None)
+    return SearchSpace(family=space.family, params=params, fixed=fixed)
+
+
+def _merge_param(current: Param | None, name: str, spec: Any) -> Param:
+    _check_name(name)
+    if not isinstance(spec, dict):
+        raise ConfigError(f"--space params.{name} must be a table of settings such as low/high, got {spec!r}")
+    unknown = sorted(set(spec) - _PARAM_KEYS)
+    if unknown:
+        raise ConfigError(f"--space params.{name} has unknown key(s) {unknown}; valid keys are {sorted(_PARAM_KEYS)}")
+    changes = {("kind" if k == "type" else k): v for k, v in spec.items() if k != "value"}
+    if "choices" in changes:
+        changes["choices"] = tuple(changes["choices"])
+    if "value" in spec:  # fixing: keep the parameter (it is still reported) but never search it
+        changes.update(default=spec["value"], enabled=False)
+    if current is None:
+        if "kind" not in changes:
+            raise ConfigError(f"--space params.{name} is new: give its type (float, int or categorical) and its range")
+        changes.setdefault("kind", "float")
+        changes.setdefault("enabled", True)
+        return Param(name=name, **changes)
+    if current.tier == "never" and "enabled" not in changes and "value" not in spec:
+        changes["enabled"] = True  # mentioning an "almost never" parameter means: search it
+    return dataclasses.replace(current, **changes)
+
+
+def _check_name(name: str) -> str:
+    _check_fields({name: None}, "[params]")
+    return name
+
+
+def _check_fields(values: dict[str, Any], where: str) -> dict[str, Any]:
+    known = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra"}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"--space {where} names unknown training option(s) {unknown}; valid options are {sorted(known)}")
+    return values

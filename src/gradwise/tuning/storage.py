@@ -1,0 +1,221 @@
+"""Where a study lives, and how a trial lost with its process gets run again.
+
+- Embedded (the default): Optuna's journal storage, one append-only file in the output
+  directory (``study.journal``). Several local processes may share it (file lock).
+- ``--storage postgresql://...`` (or any SQLAlchemy URL): Optuna's ``RDBStorage``, with its
+  heartbeat switched on, so that workers on any machine can join the study.
+
+Stale trials. A trial whose process died stays RUNNING forever unless someone fails it.
+
+- With ``RDBStorage`` Optuna's heartbeat does it: each running trial's process writes a
+  heartbeat every ``heartbeat_interval`` seconds; any worker that finds a trial silent for
+  ``grace_period`` seconds marks it FAIL and :class:`RetryStaleTrial` (Optuna's
+  ``RetryHeartbeatStaleTrialCallback``) enqueues a WAITING copy with the same parameters.
+- Optuna 5's journal storage has no heartbeat, so for it (and, as a faster path, for every
+  storage) each trial records its owner ``host:pid`` in the user attribute ``worker``; a
+  RUNNING trial whose owner is on this host and no longer alive is failed and retried the
+  same way. On ``--resume`` of an embedded study, a RUNNING trial with no owner recorded is
+  stale too (the process died between ``study.ask()`` and recording itself). A journal file
+  shared across machines (NFS) gets no stale detection for remote owners: use PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fcntl
+import os
+import socket
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from ..errors import ConfigError
+
+JOURNAL_NAME = "study.journal"
+WORKER_ATTR = "worker"
+DEFAULT_HEARTBEAT = 10  # seconds between heartbeats of a running trial (RDB storage)
+MAX_RETRY = 3  # a trial that keeps killing its worker is not retried forever
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def is_database_url(storage: str | None) -> bool:
+    return storage is not None and "://" in storage
+
+
+def journal_path(out_dir: str | Path) -> Path:
+    return Path(out_dir) / JOURNAL_NAME
+
+
+def sqlalchemy_url(url: str) -> str:
+    """postgresql://... → postgresql+psycopg://... (psycopg 3 is the installed driver)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class RetryStaleTrial:
+    """Optuna's ``RetryHeartbeatStaleTrialCallback``, minus the dead owner's ``worker`` mark.
+
+    The copy would otherwise carry the dead process's ``host:pid`` until its new owner
+    overwrites it, and another worker could fail it again in that instant.
+    """
+
+    def __init__(self, max_retry: int | None = MAX_RETRY) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k != WORKER_ATTR}
+        self._retry(study, trial)
+
+
+def open_storage(
+    storage: str | None,
+    out_dir: str | Path,
+    heartbeat_interval: int = DEFAULT_HEARTBEAT,
+    grace_period: int | None = None,
+) -> optuna.storages.BaseStorage:
+    """A journal file in ``out_dir`` when ``storage`` is None or a path, else an RDBStorage."""
+    if not is_database_url(storage):
+        path = Path(storage) if storage else journal_path(out_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = optuna.storages.journal.JournalFileOpenLock(str(path))
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path), lock_obj=lock))
+    try:
+        return optuna.storages.RDBStorage(
+            sqlalchemy_url(storage),
+            engine_kwargs={"pool_pre_ping": True},
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period or 3 * heartbeat_interval,
+            heartbeat_stale_trial_callback=RetryStaleTrial(),
+        )
+    except Exception as exc:  # SQLAlchemy/psycopg errors: unreachable server, bad URL, no database
+        raise ConfigError(f"--storage {_redact(storage)} cannot be opened: {str(exc).splitlines()[0]}; check the URL and that the server is running") from None
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL before it reaches a message."""
+    head, sep, tail = url.partition("://")
+    if "@" in tail and ":" in tail.split("@", 1)[0]:
+        user = tail.split("@", 1)[0].split(":", 1)[0]
+        return f"{head}{sep}{user}:***@{tail.split('@', 1)[1]}"
+    return url
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def _owner_dead(trial: FrozenTrial, ownerless_is_stale: bool) -> bool:
+    owner = trial.user_attrs.get(WORKER_ATTR)
+    if owner is None:
+        return ownerless_is_stale
+    host, _, pid = str(owner).rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid))
+
+
+def fail_stale_trials(study: optuna.Study, ownerless_is_stale: bool = False) -> list[int]:
+    """Fail RUNNING trials whose process is gone and enqueue their retries; returns their numbers.
+
+    Runs Optuna's heartbeat check (``optuna.storages.fail_stale_trials``) where the storage
+    has one, then the owner-pid check described in the module docstring.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    failed = []
+    storage = study._storage  # Optuna's own fail_stale_trials works on the storage the same way
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not _owner_dead(trial, ownerless_is_stale):
+            continue
+        try:
+            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker failed it first
+        storage.set_trial_user_attr(trial._trial_id, "fail_reason", "its worker process died mid-trial")
+        RetryStaleTrial()(study, storage.get_trial(trial._trial_id))
+        failed.append(trial.number)
+    return failed
+
+
+@contextlib.contextmanager
+def heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
+    """Record the trial's heartbeat in the background while it runs (RDB storage only)."""
+    storage = study._storage
+    interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
+    if interval is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            storage.record_heartbeat(trial._trial_id)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name="gradwise-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextlib.contextmanager
+def budget_lock(study: optuna.Study, journal: Path | None) -> Iterator[None]:
+    """Serialize "count the trials, then ask for one" across workers, so none overshoots.
+
+    PostgreSQL: a session advisory lock keyed by the study id. Journal file: an flock on a
+    file beside it. Other databases: no lock (a worker may then start one trial too many).
+    """
+    storage = study._storage
+    engine = getattr(storage, "engine", None)
+    if engine is not None and engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        key = 0x67726164_0000 + study._study_id  # "grad" + study id: unlikely to clash
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                conn.commit()
+        return
+    if journal is None:
+        yield
+        return
+    with open(str(journal) + ".budget-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def storage_journal(storage: Any) -> Path | None:
+    """The journal file behind a JournalStorage, for the budget lock; None otherwise."""
+    backend = getattr(storage, "_backend", None)
+    path = getattr(backend, "_file_path", None)
+    return Path(path) if path else None

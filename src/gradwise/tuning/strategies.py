@@ -1,0 +1,142 @@
+"""How the budget is spent: ``staged`` (the default), ``joint`` or ``random``.
+
+A strategy is an Optuna sampler plus a *plan*: ``plan(trial, space)`` decides which
+parameters this trial asks the sampler for (``trial.suggest_*``) and which it takes as fixed.
+
+``staged`` follows the document's ranking (EQUATIONS.md section 4). The budget, counted in
+trials (``--trials``) or in trial-seconds (``--timeout`` × workers), whichever runs out
+first, is split:
+
+========  ======  ==========================================================================
+stage     share   what is searched
+========  ======  ==========================================================================
+high      40 %    α alone, everything else at its default
+medium    40 %    β, hidden units, mini-batch size; α within ×/÷ 3 of the best α so far
+low       20 %    layers, α decay (and any enabled "almost never" parameter); the high and
+                  medium parameters fixed at the best trial's values
+========  ======  ==========================================================================
+
+Every worker computes the current stage from the study itself, so workers on different
+machines agree without talking to each other. A retried trial (its worker died) replays the
+stage and the fixed values it was started with.
+
+``joint`` asks TPE for every enabled parameter in every trial; ``random`` asks Optuna's
+``RandomSampler`` the same. All three use the same pruner (Hyperband by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from .space import SearchSpace
+
+STRATEGIES = ("staged", "joint", "random")
+PRUNERS = ("hyperband", "halving", "median", "none")
+STAGES = (("high",), ("medium",), ("low", "never"))
+STAGE_SHARES = (0.4, 0.4, 0.2)
+NARROW_FACTOR = 3.0  # the medium stage searches α within ×/÷ this factor of the best α
+_COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much tuning to do: trials in the study, and/or seconds per worker."""
+
+    n_trials: int | None = None
+    timeout: float | None = None
+    workers: int = 1
+
+    def spent(self, study: optuna.Study, exclude: int | None = None) -> float:
+        """The fraction of the budget used so far, in [0, ∞)."""
+        trials = study.get_trials(deepcopy=False)
+        fractions = [0.0]
+        if self.n_trials:
+            started = sum(t.state in _COUNTED and t.number != exclude for t in trials)
+            fractions.append(started / self.n_trials)
+        if self.timeout:
+            seconds = sum(t.duration.total_seconds() for t in trials if t.state in _FINISHED and t.duration)
+            fractions.append(seconds / (self.timeout * max(1, self.workers)))
+        return max(fractions)
+
+
+def stage_at(fraction: float) -> int:
+    """The stage index for a spent budget fraction (0 = high, 1 = medium, 2 = low)."""
+    total = 0.0
+    for index, share in enumerate(STAGE_SHARES):
+        total += share
+        if fraction < total - 1e-9:
+            return index
+    return len(STAGE_SHARES) - 1
+
+
+def best_config(study: optuna.Study) -> dict[str, Any] | None:
+    """The TrainConfig dict of the best completed trial so far, or None."""
+    try:
+        best = study.best_trial
+    except ValueError:  # no completed trial yet
+        return None
+    return best.user_attrs.get("config")
+
+
+def staged_plan(budget: Budget) -> Callable[[optuna.Trial, SearchSpace], dict[str, Any]]:
+    def plan(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
+        stage = trial.user_attrs.get("stage")  # set on a retried trial: replay it
+        if stage is None:
+            stage = stage_at(budget.spent(trial.study, exclude=trial.number))
+        fixed = trial.user_attrs.get("config") or best_config(trial.study) or space.defaults()
+        trial.set_user_attr("stage", stage)
+        return _stage_values(trial, space, stage, fixed)
+
+    return plan
+
+
+def _stage_values(trial: optuna.Trial, space: SearchSpace, stage: int, best: dict[str, Any]) -> dict[str, Any]:
+    if stage == 0:
+        return space.suggest(trial, [p.name for p in space.searched(STAGES[0])])
+    values: dict[str, Any] = {}
+    if stage == 1:
+        for p in space.searched(STAGES[0]):  # α again, but only near the best one
+            values[p.name] = p.narrowed(best.get(p.name, p.default), NARROW_FACTOR).suggest(trial)
+        values.update(space.suggest(trial, [p.name for p in space.searched(STAGES[1])]))
+        return values
+    for p in space.searched(STAGES[0] + STAGES[1]):
+        values[p.name] = best.get(p.name, p.default)
+    values.update(space.suggest(trial, [p.name for p in space.searched(STAGES[2])]))
+    return values
+
+
+def joint_plan(budget: Budget | None = None) -> Callable[[optuna.Trial, SearchSpace], dict[str, Any]]:
+    def plan(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
+        return space.suggest(trial)
+
+    return plan
+
+
+def make_plan(strategy: str, budget: Budget) -> Callable[[optuna.Trial, SearchSpace], dict[str, Any]]:
+    return staged_plan(budget) if strategy == "staged" else joint_plan(budget)
+
+
+def make_sampler(strategy: str, seed: int | None) -> optuna.samplers.BaseSampler:
+    """TPE for staged and joint (fewer random start-up trials in staged: each stage is small),
+    Optuna's RandomSampler for random."""
+    if strategy == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    startup = 5 if strategy == "staged" else 10
+    return optuna.samplers.TPESampler(n_startup_trials=startup, seed=seed)
+
+
+def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+    """Hyperband (default) or successive halving over epochs; median; or none."""
+    min_resource = max(1, max_epochs // 20)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=min_resource, max_resource=max_epochs, reduction_factor=3)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource, reduction_factor=3)
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=min_resource)
+    return optuna.pruners.NopPruner()
