@@ -45,30 +45,23 @@ def epoch_metric(record: Any, metric: str) -> float:
 class PruningCallback:
     """A gradwise training callback that reports to the trial and prunes.
 
-    ``monitor`` is a gradient monitor (``gradwise.diagnosis.GradientMonitor``) or None; its
-    findings are read at the end of each epoch.
+    ``monitor`` is a :class:`gradwise.diagnosis.GradientMonitor` that is itself one of the
+    run's callbacks (it observes every step); here its diagnosis is read at the end of
+    epochs 1-5 and every fifth epoch after, since divergence shows early and a diagnosis
+    is not free.
     """
 
     def __init__(self, trial: optuna.Trial, metric: str, monitor: Any = None) -> None:
         self.trial, self.metric, self.monitor = trial, metric, monitor
 
-    def on_after_backward(self, state: Any, loss: Any) -> None:
-        if self.monitor is not None and hasattr(self.monitor, "on_after_backward"):
-            self.monitor.on_after_backward(state, loss)
-
-    def on_train_start(self, state: Any) -> None:
-        if self.monitor is not None and hasattr(self.monitor, "on_train_start"):
-            self.monitor.on_train_start(state)
-
     def on_epoch_end(self, state: Any, record: Any) -> None:
-        if self.monitor is not None and hasattr(self.monitor, "on_epoch_end"):
-            self.monitor.on_epoch_end(state, record)
         losses = [record.train_loss] + ([] if record.val_loss is None else [record.val_loss])
         if not all(math.isfinite(v) for v in losses):
             self._prune(f"diverging_loss: non-finite loss in epoch {record.epoch}")
-        fatal = _fatal_finding(self.monitor)
-        if fatal:
-            self._prune(f"{fatal} diagnosed by the gradient monitor in epoch {record.epoch}")
+        if record.epoch <= 5 or record.epoch % 5 == 0:
+            fatal = fatal_finding(self.monitor)
+            if fatal:
+                self._prune(f"{fatal} diagnosed by the gradient monitor in epoch {record.epoch}")
         value = epoch_metric(record, self.metric)
         if math.isfinite(value):
             self.trial.report(value, record.epoch)
@@ -81,28 +74,21 @@ class PruningCallback:
 
 
 def make_monitor() -> Any:
-    """A fresh gradient monitor, or None when ``gradwise.diagnosis`` does not provide one."""
+    """A fresh gradient monitor, or None when ``gradwise.diagnosis`` cannot provide one."""
     try:
         from ..diagnosis import GradientMonitor
     except ImportError:
         return None
-    try:
-        return GradientMonitor()
-    except TypeError:  # a monitor that needs arguments we do not know: tune without it
-        return None
+    return GradientMonitor()
 
 
-def _fatal_finding(monitor: Any) -> str | None:
-    """The first diverging_loss / exploding_gradient finding of ``monitor`` so far."""
+def fatal_finding(monitor: Any) -> str | None:
+    """``diverging_loss`` or ``exploding_gradient`` when the monitor diagnoses either (above info)."""
     if monitor is None:
         return None
-    findings = getattr(monitor, "findings", None)
-    if callable(findings):
-        findings = findings()
-    for finding in findings or ():
-        name = getattr(finding, "kind", None) or getattr(finding, "name", None) or str(finding)
-        if name in FATAL_FINDINGS:
-            return name
+    for finding in monitor.diagnose().findings:
+        if finding.problem in FATAL_FINDINGS and finding.severity != "info":
+            return finding.problem
     return None
 
 
@@ -127,8 +113,9 @@ class Objective:
         from ..training.loop import fit  # lazy: importing the tuner should not import torch work
 
         config = self.config_for(trial)
-        callback = PruningCallback(trial, self.metric, make_monitor() if self.monitor else None)
-        result = fit(config, self.splits, callbacks=[callback])
+        monitor = make_monitor() if self.monitor else None
+        callbacks = ([monitor] if monitor is not None else []) + [PruningCallback(trial, self.metric, monitor)]
+        result = fit(config, self.splits, callbacks=callbacks)
         value = metric_value(result.metrics.get("val", {}), self.metric)
         trial.set_user_attr("epochs_run", len(result.history))
         trial.set_user_attr("best_epoch", result.best_epoch or len(result.history))
