@@ -34,3 +34,34 @@ def run_cli(*args: str, cwd=None, timeout: float = 300, env=None) -> CliResult:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+# ---- PostgreSQL (tuning engineer): a fresh database on the real server per test session ----
+
+POSTGRES_ADMIN_URL = os.environ.get("GRADWISE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """URL of a database created for this test session on the real server, dropped at the end.
+
+    Skipped only when the server is unreachable and the CI variable is unset; in CI an
+    unreachable server is a failure.
+    """
+    import uuid
+
+    import psycopg
+
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable ({str(error).strip().splitlines()[0]}); start it or set GRADWISE_TEST_POSTGRES")
+    name = f"gradwise_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
