@@ -1,0 +1,98 @@
+"""What a diagnosis says: findings, each with evidence and ordered fixes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PROBLEMS = (
+    "vanishing_gradient",
+    "exploding_gradient",
+    "saturated_activations",
+    "dead_units",
+    "diverging_loss",
+    "oscillating_loss",
+    "slow_convergence",
+    "unscaled_inputs",
+)
+SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True)
+class Fix:
+    """One remedy in words, and where possible as TrainConfig changes (``{"lr": 1e-3}``)."""
+
+    text: str
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "changes": dict(self.changes)}
+
+
+@dataclass
+class Finding:
+    """One named problem, where it is, the numbers that show it, and what to do.
+
+    ``origin`` is "setup" when the problem is visible from the first observed steps (the
+    initialization, the data or the architecture causes it) and "training" when it appeared
+    later (usually the step size); a diagnosis lists set-up causes first.
+    """
+
+    problem: str
+    severity: str
+    layers: list[str]
+    evidence: dict[str, Any]
+    fixes: list[Fix]
+    explanation: str = ""
+    origin: str = "setup"
+
+    def __post_init__(self) -> None:
+        assert self.problem in PROBLEMS, self.problem
+        assert self.severity in SEVERITIES, self.severity
+
+    @property
+    def severity_rank(self) -> int:
+        return SEVERITIES.index(self.severity)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "problem": self.problem,
+            "severity": self.severity,
+            "layers": list(self.layers),
+            "evidence": self.evidence,
+            "fixes": [f.text for f in self.fixes],
+            "fix_changes": [f.to_dict() for f in self.fixes],
+            "explanation": self.explanation,
+            "origin": self.origin,
+        }
+
+
+@dataclass
+class Diagnosis:
+    """Findings (most important first) and the per-layer summary they were drawn from."""
+
+    findings: list[Finding]
+    layers: list[dict[str, Any]]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        """True when no finding is above info."""
+        return all(f.severity == "info" for f in self.findings)
+
+    @property
+    def main(self) -> Finding | None:
+        """The finding to act on first (None when healthy)."""
+        serious = [f for f in self.findings if f.severity != "info"]
+        return serious[0] if serious else None
+
+    def problems(self) -> list[str]:
+        return [f.problem for f in self.findings]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "findings": [f.to_dict() for f in self.findings],
+            "layers": self.layers,
+            "summary": self.summary,
+        }

@@ -1,0 +1,166 @@
+"""Ordered, concrete fixes for each finding, as words and as TrainConfig changes.
+
+The first fix of a finding is the one most likely to cure it on its own; ``changes`` lets
+tests and the tuner apply it automatically (``config.replace(**fix.changes)``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .findings import Fix
+
+ADAPTIVE = ("adam", "rmsprop", "adamw", "adagrad", "adadelta", "adamax", "nadam", "radam")
+SATURATING = ("sigmoid", "tanh", "hardsigmoid", "hardtanh")
+RELU_LIKE = ("relu", "leaky_relu", "relu6", "prelu", "rrelu", "elu", "selu", "gelu")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the fixes need to know about the run; any field may be unknown (None)."""
+
+    lr: float | None = None
+    optimizer: str | None = None
+    activation: str | None = None
+    init: str | None = None
+    normalize: str | None = None
+    batch_norm: bool | None = None
+    layers: int | None = None
+    batch_size: Any = None
+
+    @classmethod
+    def from_monitor(cls, monitor: Any, config: Any = None) -> "Context":
+        if config is not None:
+            return cls(
+                lr=config.lr, optimizer=config.optimizer.lower(), activation=config.activation, init=config.init,
+                normalize=config.normalize, batch_norm=config.batch_norm, layers=config.layers,
+                batch_size=config.batch_size,
+            )
+        opt = monitor.optimizer
+        return cls(lr=monitor.current_lr(), optimizer=type(opt).__name__.lower() if opt is not None else None,
+                   activation=_observed_activation(monitor))
+
+    @property
+    def adaptive(self) -> bool:
+        name = (self.optimizer or "").removeprefix("torch:")
+        return name in ADAPTIVE
+
+    @property
+    def saturating(self) -> bool:
+        return self.activation is None or self.activation in SATURATING
+
+
+def _observed_activation(monitor: Any) -> str | None:
+    for obs in monitor.observations[:1]:
+        for layer in obs.layers.values():
+            if layer.activation:
+                return {"leakyrelu": "leaky_relu"}.get(layer.activation.lower(), layer.activation.lower())
+    return None
+
+
+def fmt(x: float) -> str:
+    """1e-3 style with one significant digit: 0.001 -> '1e-3', 0.05 -> '5e-2'."""
+    exponent = math.floor(math.log10(x))
+    mantissa = round(x / 10**exponent)
+    if mantissa == 10:
+        mantissa, exponent = 1, exponent + 1
+    return f"{mantissa}e{exponent}"
+
+
+def _round(x: float) -> float:
+    return float(fmt(x))
+
+
+def lower_lr(ctx: Context) -> Fix:
+    """A learning rate ten times smaller, capped at a sound value for the optimizer family."""
+    cap = 1e-3 if ctx.adaptive else 1e-1
+    target = cap if ctx.lr is None else min(ctx.lr / 10, cap)
+    target = _round(target)
+    return Fix(f"lower the learning rate to about {fmt(target)}", {"lr": target})
+
+
+def raise_lr(ctx: Context) -> Fix:
+    target = _round(min((ctx.lr or 1e-4) * 10, 1e-2 if ctx.adaptive else 1.0))
+    return Fix(f"raise the learning rate to about {fmt(target)}", {"lr": target})
+
+
+def relu_he(ctx: Context) -> Fix:
+    if ctx.activation in RELU_LIKE:
+        return Fix(f"use he initialization (weights ~ N(0, 2/fan_in), zero biases) with {ctx.activation}", {"init": "he"})
+    return Fix("use relu with he initialization", {"activation": "relu", "init": "he"})
+
+
+CLIP = Fix("clip gradients at norm 1", {"clip_grad": 1.0})
+ADAM = Fix("switch to adam (learning rate 1e-3)", {"optimizer": "adam", "lr": 1e-3})
+BATCH_NORM = Fix("add batch normalization", {"batch_norm": True})
+MINMAX = Fix("normalize inputs with minmax", {"normalize": "minmax"})
+STANDARD = Fix("or standardize inputs (subtract the mean, divide by the standard deviation)", {"normalize": "standard"})
+LEAKY = Fix("use leaky_relu so negative units still pass a small gradient", {"activation": "leaky_relu"})
+
+
+def _dedupe(fixes: list[Fix | None], ctx: Context) -> list[Fix]:
+    """Drop empty fixes, ones already in the configuration, and repeats."""
+    current = {"batch_norm": ctx.batch_norm, "normalize": ctx.normalize, "optimizer": ctx.optimizer}
+    out, seen = [], set()
+    for fix in fixes:
+        if fix is None or fix.text in seen:
+            continue
+        if fix.changes and all(current.get(k) == v for k, v in fix.changes.items() if k != "lr") and "lr" not in fix.changes:
+            continue
+        seen.add(fix.text)
+        out.append(fix)
+    return out
+
+
+def fewer_layers(ctx: Context) -> Fix | None:
+    if ctx.layers is None or ctx.layers <= 2:
+        return None
+    return Fix(f"use fewer layers (about {max(2, ctx.layers // 2)})", {"layers": max(2, ctx.layers // 2)})
+
+
+def normalize_if_raw(ctx: Context) -> Fix | None:
+    return MINMAX if ctx.normalize == "none" else None
+
+
+def for_vanishing(ctx: Context) -> list[Fix]:
+    return _dedupe([relu_he(ctx), BATCH_NORM, fewer_layers(ctx), normalize_if_raw(ctx), None if ctx.adaptive else ADAM], ctx)
+
+
+def for_exploding(ctx: Context) -> list[Fix]:
+    return _dedupe([relu_he(ctx), CLIP, lower_lr(ctx), BATCH_NORM], ctx)
+
+
+def for_saturation(ctx: Context, origin: str) -> list[Fix]:
+    if origin == "training":
+        return _dedupe([lower_lr(ctx), BATCH_NORM, relu_he(ctx)], ctx)
+    return _dedupe([relu_he(ctx), normalize_if_raw(ctx), Fix("use xavier initialization", {"init": "xavier"}), BATCH_NORM], ctx)
+
+
+def for_dead(ctx: Context, origin: str) -> list[Fix]:
+    reinit = Fix("re-initialize with he initialization (zero biases)", {"init": "he"})
+    if origin == "training":
+        return _dedupe([lower_lr(ctx), LEAKY, BATCH_NORM, reinit], ctx)
+    return _dedupe([reinit, LEAKY, normalize_if_raw(ctx), lower_lr(ctx)], ctx)
+
+
+def for_unscaled(ctx: Context) -> list[Fix]:
+    return [MINMAX, STANDARD]
+
+
+def for_diverging(ctx: Context) -> list[Fix]:
+    return _dedupe([lower_lr(ctx), CLIP, None if ctx.adaptive else ADAM, normalize_if_raw(ctx)], ctx)
+
+
+def for_oscillating(ctx: Context) -> list[Fix]:
+    bigger = None
+    if isinstance(ctx.batch_size, int):
+        bigger = Fix(f"increase the batch size to {ctx.batch_size * 4}", {"batch_size": ctx.batch_size * 4})
+    return _dedupe([lower_lr(ctx), bigger, None if ctx.adaptive else ADAM], ctx)
+
+
+def for_slow(ctx: Context) -> list[Fix]:
+    first = raise_lr(ctx) if ctx.adaptive else ADAM
+    second = raise_lr(ctx) if not ctx.adaptive else None
+    return _dedupe([normalize_if_raw(ctx), first, second, relu_he(ctx) if ctx.saturating else None], ctx)

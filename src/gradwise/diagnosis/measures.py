@@ -1,0 +1,170 @@
+"""The monitor's measurements, one small function each.
+
+Tensor measures run on the model's device and return tensors (never Python numbers), so a
+monitored step can gather all of them and synchronise once. Series measures work on the
+Python floats that come back from that synchronisation.
+
+Vocabulary (document section 1): for a layer computing z = W a_prev + b and a = g(z), the
+*backward gain* of the layer is ||dJ/da_prev|| / ||dJ/da||, the measured counterpart of the
+single-neuron factor |w g'(z)|; gains below 1 over many layers make the gradient vanish,
+above 1 make it explode.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+# |z| beyond which g'(z) is under ~7% of its maximum: sigma'(4) = 0.018 (max 1/4),
+# tanh'(2) = 0.071 (max 1); the unit then passes almost no gradient.
+SATURATION_THRESHOLD = {"sigmoid": 4.0, "tanh": 2.0}
+DEAD_MIN_EXAMPLES = 64  # a unit is called dead only if no example out of this many activates it
+
+SATURATING = (nn.Sigmoid, nn.Tanh, nn.Hardsigmoid)
+RELU_FAMILY = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU)
+OTHER_ACTIVATIONS = (nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish, nn.Softplus, nn.Hardtanh, nn.Hardswish)
+
+
+def activation_kind(module: nn.Module) -> str | None:
+    """'saturating', 'relu' or 'other' for an activation module; None for anything else."""
+    if isinstance(module, RELU_FAMILY):  # before Hardtanh: ReLU6 subclasses it
+        return "relu"
+    if isinstance(module, SATURATING):
+        return "saturating"
+    if isinstance(module, OTHER_ACTIVATIONS):
+        return "other"
+    return None
+
+
+def is_weighted_layer(module: nn.Module) -> bool:
+    """A layer whose own weight is a matrix or kernel (Linear, Conv, Bilinear, Embedding...)."""
+    weight = getattr(module, "weight", None)
+    return isinstance(weight, nn.Parameter) and weight.dim() >= 2
+
+
+def tensor_norm(t: torch.Tensor) -> torch.Tensor:
+    """The L2 norm of a whole tensor, in float32."""
+    return torch.linalg.vector_norm(t.detach(), dtype=torch.float32)
+
+
+def norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """L2 norms of many tensors as one float32 vector, in one fused call where possible."""
+    if not tensors:
+        return torch.zeros(0)
+    if hasattr(torch, "_foreach_norm") and len({t.dtype for t in tensors}) == 1:
+        return torch.stack(torch._foreach_norm(list(tensors))).float()
+    return torch.stack([tensor_norm(t) for t in tensors])
+
+
+def rms(t: torch.Tensor) -> torch.Tensor:
+    """Root mean square of all entries: the typical magnitude of an activation."""
+    t = t.detach()
+    return torch.linalg.vector_norm(t, dtype=torch.float32) / math.sqrt(max(t.numel(), 1))
+
+
+def per_unit(t: torch.Tensor) -> torch.Tensor:
+    """View a batch as (examples, units, positions): units are features or channels."""
+    t = t.detach()
+    if t.dim() == 1:
+        return t.reshape(-1, 1, 1)
+    return t.reshape(t.shape[0], t.shape[1], -1)
+
+
+def feature_rms(x: torch.Tensor) -> torch.Tensor:
+    """RMS of each input feature (or channel) over the batch: its scale as the layer sees it."""
+    u = per_unit(x).float()
+    return u.pow(2).mean(dim=(0, 2)).sqrt()
+
+
+def input_scale_summary(scales: torch.Tensor) -> torch.Tensor:
+    """[largest feature scale, median non-zero feature scale, index of the largest].
+
+    The median ignores all-zero features (a sparse one-hot column in a small batch), which
+    would otherwise make every dense feature look out of scale.
+    """
+    nonzero = torch.where(scales > 0, scales, torch.full_like(scales, float("nan")))
+    return torch.stack([scales.max(), torch.nanmedian(nonzero), scales.argmax().float()])
+
+
+def saturation_fraction(z: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Fraction of pre-activations with |z| > threshold, where g' is nearly zero."""
+    return (z.detach().abs() > threshold).float().mean()
+
+
+def hard_saturation_fraction(out: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """Fraction of outputs pinned at a hard activation's bounds (zero gradient there)."""
+    out = out.detach()
+    return ((out <= low) | (out >= high)).float().mean()
+
+
+def active_units(out: torch.Tensor) -> torch.Tensor:
+    """Boolean per unit: positive for at least one example (ReLU family: gradient flows)."""
+    return (per_unit(out) > 0).any(dim=2).any(dim=0)
+
+
+def dead_fraction(masks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Fraction of units active for no example in any of the given batches."""
+    alive = masks[0]
+    for mask in masks[1:]:
+        alive = alive | mask
+    return 1.0 - alive.float().mean()
+
+
+def update_ratios(new: Sequence[torch.Tensor], old: Sequence[torch.Tensor], old_norms: torch.Tensor) -> torch.Tensor:
+    """||W_after - W_before|| / ||W_before|| per layer for one optimizer step.
+
+    Around 1e-3 is the usual healthy figure; far above means steps too large for the
+    weights (divergence), far below means the layer barely learns.
+    """
+    deltas = [n.detach() - o for n, o in zip(new, old)]
+    return norms(deltas) / old_norms.clamp_min(1e-30)
+
+
+# ---- series measures on Python floats ----
+
+
+def finite(values: Sequence[float]) -> list[float]:
+    return [v for v in values if v is not None and math.isfinite(v)]
+
+
+def geometric_mean(values: Sequence[float]) -> float | None:
+    """Geometric mean of positive values: the typical per-layer factor of a product."""
+    positive = [v for v in finite(values) if v > 0]
+    if not positive:
+        return None
+    return math.exp(sum(math.log(v) for v in positive) / len(positive))
+
+
+def median(values: Sequence[float]) -> float | None:
+    vals = sorted(finite(values))
+    if not vals:
+        return None
+    mid = len(vals) // 2
+    return vals[mid] if len(vals) % 2 else 0.5 * (vals[mid - 1] + vals[mid])
+
+
+def chunk_means(values: Sequence[float], chunks: int) -> list[float]:
+    """Means of ``chunks`` consecutive, nearly equal slices: a smoothed loss curve."""
+    n = len(values)
+    chunks = max(1, min(chunks, n))
+    bounds = [round(i * n / chunks) for i in range(chunks + 1)]
+    return [sum(values[a:b]) / (b - a) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def sign_change_fraction(series: Sequence[float]) -> float:
+    """Share of consecutive differences that flip sign: 1.0 is a perfect zig-zag."""
+    diffs = [b - a for a, b in zip(series, series[1:]) if b != a]
+    if len(diffs) < 2:
+        return 0.0
+    flips = sum(1 for d0, d1 in zip(diffs, diffs[1:]) if (d0 > 0) != (d1 > 0))
+    return flips / (len(diffs) - 1)
+
+
+def relative_change(series: Sequence[float]) -> float | None:
+    """(last - first) / |first|: -0.5 means the loss halved, +1 means it doubled."""
+    if len(series) < 2 or series[0] == 0:
+        return None
+    return (series[-1] - series[0]) / abs(series[0])

@@ -1,0 +1,446 @@
+"""Rules: each turns the monitor's observations into at most one finding.
+
+Rules use relative measures so they hold across data sets and model sizes: backward gains
+multiplied over depth (document section 1), first-layer over best-layer relative gradients,
+fractions of saturated or dead units, ratios of feature scales, and the loss curve compared
+with its own beginning. Gradient-flow rules look at the first observation, which shows the
+set-up (initialization, data, architecture), and at the second half of the run, which shows
+what training did to it; a problem present from the start is reported as the set-up's.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+from . import fixes as F
+from . import measures as M
+from .findings import Diagnosis, Finding
+from .monitor import GradientMonitor, LayerObservation, Observation
+
+# A layer is "saturated" when this share of its sigmoid/tanh units sit where g' < 7% of max.
+SATURATED_SHARE = 0.2
+# A layer is "dead" when this share of its ReLU units were active for no example.
+DEAD_SHARE = 0.5
+# The first layer receiving under this share of the gradient signal of the top is vanishing.
+VANISHING_RATIO = 0.01
+# Gradient amplified over the depth by more than this is exploding.
+EXPLODING_RATIO = 100.0
+# A feature this many times the median feature scale (or this large outright) is unscaled.
+UNSCALED_RATIO = 100.0
+UNSCALED_MAX = 50.0
+# A step loss this many times the starting loss means training blew up, even if it recovered.
+SPIKE = 10.0
+
+# Findings present from the first step are ordered cause before symptom; those that appeared
+# during training usually follow from the step size, so the loss comes first there.
+SETUP_PRIORITY = (
+    "unscaled_inputs",
+    "exploding_gradient",
+    "dead_units",
+    "saturated_activations",
+    "vanishing_gradient",
+    "diverging_loss",
+    "oscillating_loss",
+    "slow_convergence",
+)
+TRAINING_PRIORITY = (
+    "diverging_loss",
+    "exploding_gradient",
+    "dead_units",
+    "saturated_activations",
+    "vanishing_gradient",
+    "oscillating_loss",
+    "slow_convergence",
+    "unscaled_inputs",
+)
+
+
+# ---- windows and per-layer summaries ----
+
+
+def late(observations: Sequence[Observation]) -> list[Observation]:
+    """The second half of the run (at least the last observation)."""
+    return list(observations[len(observations) // 2:]) or list(observations[-1:])
+
+
+def layer_values(observations: Sequence[Observation], name: str, attr: str) -> list[float]:
+    return [getattr(o.layers[name], attr) for o in observations if name in o.layers]
+
+
+def layer_median(observations: Sequence[Observation], name: str, attr: str) -> float | None:
+    return M.median(layer_values(observations, name, attr))
+
+
+def layer_order(observations: Sequence[Observation]) -> list[str]:
+    return list(observations[-1].layers) if observations else []
+
+
+def layer_summary(observations: Sequence[Observation]) -> list[dict[str, Any]]:
+    """One row per layer: the median of each measure over all observations."""
+    rows = []
+    for name in layer_order(observations):
+        row: dict[str, Any] = {"layer": name, "activation": observations[-1].layers[name].activation}
+        for attr in ("grad_norm", "weight_norm", "gain", "saturation", "dead", "update_ratio", "z_rms", "act_rms"):
+            row[attr] = layer_median(observations, name, attr)
+        rows.append(row)
+    return rows
+
+
+def relative_gradient(layer: LayerObservation) -> float:
+    """||dJ/dW|| / ||W||: how fast a layer can change, comparable across layer sizes."""
+    if not (layer.weight_norm > 0):
+        return math.nan
+    return layer.grad_norm / layer.weight_norm
+
+
+def _first_problem_layers(flags: dict[str, bool]) -> list[str]:
+    return [name for name, bad in flags.items() if bad]
+
+
+# ---- gradient flow ----
+
+
+def flow_measures(obs: Observation) -> dict[str, Any] | None:
+    """Gain over the depth and relative-gradient ratio for one observation.
+
+    ``depth_gain`` multiplies the block gains of every layer: ||dJ/d input of the first
+    layer|| over ||dJ/d output of the last||, the network's product of factors |w g'(z)|.
+    ``grad_ratio`` is the first layer's relative gradient over the largest of any layer.
+    """
+    names = list(obs.layers)
+    if len(names) < 2:
+        return None
+    gains = [obs.layers[n].gain for n in names]
+    rel = [relative_gradient(obs.layers[n]) for n in names]
+    best = max(M.finite(rel), default=math.nan)
+    if not all(math.isfinite(g) and g >= 0 for g in gains) or not math.isfinite(rel[0]) or not best > 0:
+        return None
+    depth_gain = math.prod(gains)
+    return {
+        "depth_gain": depth_gain,
+        "gain_per_layer": depth_gain ** (1 / len(gains)),
+        "grad_ratio": rel[0] / best,
+        "gains": dict(zip(names, gains)),
+        "relative_gradients": dict(zip(names, rel)),
+    }
+
+
+def _flow_window(observations: Sequence[Observation]) -> list[tuple[str, dict[str, Any]]]:
+    """[("setup", measures at the first observation), ("training", median over the late half)]."""
+    windows = []
+    first = flow_measures(observations[0])
+    if first is not None:
+        windows.append(("setup", first))
+    lates = [m for m in (flow_measures(o) for o in late(observations)) if m is not None]
+    if lates:
+        merged = {k: M.median([m[k] for m in lates]) for k in ("depth_gain", "gain_per_layer", "grad_ratio")}
+        merged["gains"] = lates[-1]["gains"]
+        merged["relative_gradients"] = lates[-1]["relative_gradients"]
+        windows.append(("training", merged))
+    return windows
+
+
+def rule_vanishing(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
+    for origin, m in _flow_window(mon.observations):
+        # Both: the signal shrinks over the depth and the first layer really learns slower.
+        if m["depth_gain"] < VANISHING_RATIO and m["grad_ratio"] < 0.1:
+            gains = m["gains"]
+            names = list(gains)
+            # The early layers: those whose relative gradient is under 10% of the best layer's.
+            rel = m["relative_gradients"]
+            best = max(M.finite(rel.values()))
+            layers = [n for n in names if not rel[n] >= 0.1 * best] or names[:1]
+            severity = "critical" if m["depth_gain"] < VANISHING_RATIO**2 else "warning"
+            evidence = {
+                "depth_gain": m["depth_gain"],
+                "gain_per_layer": m["gain_per_layer"],
+                "first_to_best_relative_gradient": m["grad_ratio"],
+                "gains": gains,
+            }
+            return Finding(
+                "vanishing_gradient", severity, layers, evidence, F.for_vanishing(ctx), origin=origin,
+                explanation=(
+                    f"The gradient reaching the first layer is {m['depth_gain']:.2g} times the one at the "
+                    f"output (about {m['gain_per_layer']:.2g} per layer, the measured |w g'(z)| of "
+                    "section 1): factors below 1 multiply over depth, so the early layers barely learn."
+                ),
+            )
+    return None
+
+
+def rule_exploding(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
+    nonfinite = [o for o in mon.observations if math.isfinite(o.loss) and not all(
+        math.isfinite(l.grad_norm) for l in o.layers.values())]
+    if nonfinite:
+        return Finding(
+            "exploding_gradient", "critical", list(nonfinite[0].layers)[:1],
+            {"first_nonfinite_gradient_step": nonfinite[0].step}, F.for_exploding(ctx), origin="training",
+            explanation="Gradients overflowed to inf/NaN while the loss was still finite.",
+        )
+    for origin, m in _flow_window(mon.observations):
+        # Trained healthy networks reach gains of ~1.5-2.5 per layer, so training needs more.
+        limit = EXPLODING_RATIO if origin == "setup" else EXPLODING_RATIO**1.5
+        if m["depth_gain"] > limit and m["gain_per_layer"] > 2:
+            gains = m["gains"]
+            layers = [n for n, g in gains.items() if g > 2]
+            severity = "critical" if m["depth_gain"] > EXPLODING_RATIO**2 else "warning"
+            evidence = {"depth_gain": m["depth_gain"], "gain_per_layer": m["gain_per_layer"], "gains": gains}
+            return Finding(
+                "exploding_gradient", severity, layers, evidence, F.for_exploding(ctx), origin=origin,
+                explanation=(
+                    f"Each layer multiplies the gradient by about {m['gain_per_layer']:.3g} on its way down "
+                    f"(section 1's |w g'(z)| > 1), so the first layer gets {m['depth_gain']:.3g} times the "
+                    "gradient of the top: updates there are far too large."
+                ),
+            )
+    return None
+
+
+# ---- units ----
+
+
+def _unit_rule(mon: GradientMonitor, attr: str, share: float, usable: Callable[[LayerObservation], bool]) -> tuple[str, dict[str, float]] | None:
+    """Layers whose ``attr`` share is at least ``share``, at set-up or late in training."""
+    obs = mon.observations
+    windows = [("setup", obs[:1]), ("training", late(obs))]
+    for origin, window in windows:
+        values = {}
+        for name in layer_order(window):
+            vals = [getattr(o.layers[name], attr) for o in window if name in o.layers and usable(o.layers[name])]
+            value = M.median(vals)
+            if value is not None:
+                values[name] = value
+        if any(v >= share for v in values.values()):
+            return origin, values
+    return None
+
+
+def rule_saturation(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
+    found = _unit_rule(mon, "saturation", SATURATED_SHARE, lambda l: True)
+    if found is None:
+        return None
+    origin, values = found
+    layers = [n for n, v in values.items() if v >= SATURATED_SHARE]
+    worst = max(values[n] for n in layers)
+    return Finding(
+        "saturated_activations", "critical" if worst >= 0.6 else "warning", layers,
+        {"saturated_share": values, "threshold": {"sigmoid": "|z| > 4", "tanh": "|z| > 2"}},
+        F.for_saturation(ctx, origin), origin=origin,
+        explanation=(
+            f"Up to {worst:.0%} of the sigmoid/tanh units sit where g'(z) is nearly 0 (|z| large), so "
+            "every factor w g'(z) through them is tiny and the gradient vanishes (section 1)."
+        ),
+    )
+
+
+def rule_dead_units(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
+    enough = lambda l: l.dead_examples >= M.DEAD_MIN_EXAMPLES or l.dead_examples == 0
+    found = _unit_rule(mon, "dead", DEAD_SHARE, lambda l: l.dead_examples > 0 and enough(l))
+    if found is None:
+        return None
+    origin, values = found
+    layers = [n for n, v in values.items() if v >= DEAD_SHARE]
+    worst = max(values[n] for n in layers)
+    return Finding(
+        "dead_units", "critical" if worst >= 0.9 else "warning", layers,
+        {"dead_share": values, "min_examples": M.DEAD_MIN_EXAMPLES}, F.for_dead(ctx, origin), origin=origin,
+        explanation=(
+            f"Up to {worst:.0%} of the ReLU units output 0 for every example: g'(z) = 0 there, so no "
+            "gradient flows through them and they never recover."
+        ),
+    )
+
+
+def rule_unscaled_inputs(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
+    scales = [o.input_scale for o in mon.observations[:5] if o.input_scale]
+    if not scales:
+        return None
+    largest = M.median([s["max"] for s in scales])
+    typical = M.median([s["median"] for s in scales])
+    if largest is None:
+        return None
+    ratio = largest / typical if typical else math.inf
+    if ratio < UNSCALED_RATIO and largest < UNSCALED_MAX:
+        return None
+    critical = ratio >= 10 * UNSCALED_RATIO or largest >= 20 * UNSCALED_MAX
+    first = layer_order(mon.observations)[:1]
+    return Finding(
+        "unscaled_inputs", "critical" if critical else "warning", first,
+        {"largest_feature_scale": largest, "median_feature_scale": typical, "ratio": ratio,
+         "largest_feature_index": int(scales[-1]["feature"])},
+        F.for_unscaled(ctx), origin="setup",
+        explanation=(
+            f"The first layer receives a feature of typical size {largest:.3g} while the median feature "
+            f"is {typical:.3g} ({ratio:.3g} times larger): that feature dominates because of its unit, and "
+            "it drives units into saturation (section 2: normalize inputs, usually to [0, 1])."
+        ),
+    )
+
+
+# ---- loss ----
+
+
+def loss_series(mon: GradientMonitor) -> list[float]:
+    """Smoothed loss: epoch means when there are enough epochs, else chunks of steps."""
+    if len(mon.epoch_losses) >= 8:
+        return list(mon.epoch_losses)
+    losses = M.finite(mon.losses)
+    return M.chunk_means(losses, 10) if len(losses) >= 10 else losses
+
+
+def rule_diverging(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
+    bad = [i for i, v in enumerate(mon.losses) if not math.isfinite(v)]
+    if bad or mon.stopped_nonfinite:
+        step = bad[0] if bad else None
+        return Finding(
+            "diverging_loss", "critical", [], {"first_nonfinite_step": step, "last_finite_loss": _last_finite(mon.losses)},
+            F.for_diverging(ctx), origin="training",
+            explanation="The loss became NaN or inf: steps this large throw the weights out of range.",
+        )
+    spike = _loss_spike(mon.losses)
+    if spike is not None:
+        return spike_finding(spike, ctx)
+    series = loss_series(mon)
+    if len(series) < 3:
+        return None
+    start, end, best = series[0], series[-1], min(series)
+    if not (end > 2 * start and end > 2 * best):
+        return None
+    return Finding(
+        "diverging_loss", "critical" if end > 10 * start else "warning", [],
+        {"loss_start": start, "loss_end": end, "loss_best": best}, F.for_diverging(ctx), origin="training",
+        explanation=f"The loss grew from {start:.3g} to {end:.3g} (best {best:.3g}): the learning rate overshoots.",
+    )
+
+
+def _loss_spike(losses: Sequence[float]) -> dict[str, float] | None:
+    """The loss peak when it stays over SPIKE times the starting loss for several steps.
+
+    The peak is taken over medians of three consecutive steps, so one unlucky batch (an
+    outlier-heavy regression batch) is not called a divergence.
+    """
+    if len(losses) < 4:
+        return None
+    start = M.median(losses[:3])
+    rolling = [M.median(losses[i:i + 3]) or 0.0 for i in range(len(losses) - 2)]
+    peak = max(rolling)
+    if start is None or not start > 0 or peak < SPIKE * start:
+        return None
+    return {"loss_start": start, "loss_peak": peak, "peak_step": rolling.index(peak) + 1, "loss_end": losses[-1]}
+
+
+def spike_finding(spike: dict[str, float], ctx: F.Context) -> Finding:
+    ratio = spike["loss_peak"] / spike["loss_start"]
+    return Finding(
+        "diverging_loss", "critical" if ratio >= SPIKE**2 else "warning", [], spike, F.for_diverging(ctx),
+        origin="training",
+        explanation=(
+            f"The loss jumped from {spike['loss_start']:.3g} to {spike['loss_peak']:.3g} at step "
+            f"{spike['peak_step']}: the learning rate overshoots and throws the weights out of range."
+        ),
+    )
+
+
+def rule_oscillating(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
+    series = loss_series(mon)
+    if len(series) < 6:
+        return None
+    flips = M.sign_change_fraction(series)
+    diffs = [abs(b - a) for a, b in zip(series, series[1:])]
+    swing = M.median(diffs) or 0.0
+    net = abs(series[-1] - series[0])
+    # Swings that are large against the starting loss and that cancel out instead of descending.
+    if flips >= 0.5 and swing >= 0.1 * abs(series[0]) and sum(diffs) >= 3 * net:
+        return Finding(
+            "oscillating_loss", "warning", [],
+            {"sign_change_share": flips, "median_swing": swing, "loss_start": series[0], "loss_end": series[-1]},
+            F.for_oscillating(ctx), origin="training",
+            explanation=(
+                f"The loss goes up and down (direction flips in {flips:.0%} of intervals, typical swing "
+                f"{swing:.3g}) instead of descending: each step overshoots the valley."
+            ),
+        )
+    return None
+
+
+def rule_slow(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
+    series = loss_series(mon)
+    if len(series) < 5 or len(mon.losses) < 30 or not series[0] > 0:
+        return None
+    drop = (series[0] - min(series[-2:])) / abs(series[0])
+    if drop >= 0.05:
+        return None
+    updates = [l.update_ratio for o in late(mon.observations) for l in o.layers.values()]
+    return Finding(
+        "slow_convergence", "warning", [],
+        {"loss_start": series[0], "loss_end": series[-1], "relative_drop": drop,
+         "median_update_ratio": M.median(updates)},
+        F.for_slow(ctx), origin="training",
+        explanation=f"The loss fell by only {drop:.1%} over {len(mon.losses)} steps.",
+    )
+
+
+def _last_finite(values: Sequence[float]) -> float | None:
+    finite = M.finite(values)
+    return finite[-1] if finite else None
+
+
+RULES = (
+    rule_unscaled_inputs,
+    rule_exploding,
+    rule_dead_units,
+    rule_saturation,
+    rule_vanishing,
+    rule_diverging,
+    rule_oscillating,
+    rule_slow,
+)
+
+
+def order_findings(findings: list[Finding]) -> list[Finding]:
+    """Problems before info; set-up causes before what training caused; then by priority.
+
+    Causal order beats severity: saturated units (critical) caused by exploding weights
+    (warning) are fixed by fixing the weights.
+    """
+
+    def key(f: Finding) -> tuple:
+        priority = SETUP_PRIORITY if f.origin == "setup" else TRAINING_PRIORITY
+        return (f.severity == "info", f.origin != "setup", priority.index(f.problem), -f.severity_rank)
+
+    return sorted(findings, key=key)
+
+
+def diagnose(mon: GradientMonitor, config: Any = None) -> Diagnosis:
+    """Run every rule on the monitor's observations."""
+    if not mon.observations and not mon.losses:
+        return Diagnosis([], [], {"observations": 0, "steps": mon._steps})
+    ctx = F.Context.from_monitor(mon, config)
+    findings = [f for f in (rule(mon, ctx) for rule in RULES) if f is not None] if mon.observations else []
+    if not mon.observations:
+        findings = [f for f in (rule_diverging(mon, ctx), rule_oscillating(mon, ctx), rule_slow(mon, ctx)) if f]
+    findings = _drop_symptoms(order_findings(findings))
+    summary = {
+        "observations": len(mon.observations),
+        "steps": mon._steps,
+        "every": mon.every,
+        "loss_first": mon.losses[0] if mon.losses else None,
+        "loss_last": mon.losses[-1] if mon.losses else None,
+        "input_scale": mon.observations[0].input_scale if mon.observations else None,
+    }
+    return Diagnosis(findings, layer_summary(mon.observations), summary)
+
+
+def _drop_symptoms(findings: list[Finding]) -> list[Finding]:
+    """A slow or oscillating loss is a symptom when a gradient or loss problem already explains it."""
+    problems = {f.problem for f in findings if f.severity != "info"}
+    explained = problems & {"vanishing_gradient", "exploding_gradient", "dead_units", "saturated_activations",
+                            "unscaled_inputs", "diverging_loss"}
+    kept = []
+    for f in findings:
+        if f.problem in ("slow_convergence", "oscillating_loss") and explained:
+            f.severity = "info"
+            f.explanation += f" (likely a consequence of {sorted(explained)[0]})"
+        kept.append(f)
+    return order_findings(kept)
