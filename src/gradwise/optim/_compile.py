@@ -60,6 +60,10 @@ def _as_tensor(value: Any) -> Any:
         return torch.tensor(float(value), dtype=torch.float64)
     if isinstance(value, list) and value and isinstance(value[0], float):
         return list(torch.tensor(value, dtype=torch.float64).unbind())
+    if isinstance(value, list) and value and isinstance(value[0], torch.nn.Parameter):
+        # Dynamo keeps a Parameter's shape static, which would recompile for every model size;
+        # a detached alias shares the storage, so updating it updates the parameter.
+        return [p.detach() for p in value]
     return value
 
 
