@@ -40,7 +40,11 @@ from ..errors import ConfigError
 JOURNAL_NAME = "study.journal"
 WORKER_ATTR = "worker"
 DEFAULT_HEARTBEAT = 10  # seconds between heartbeats of a running trial (RDB storage)
-MAX_RETRY = 3  # a trial that keeps killing its worker is not retried forever
+MAX_RETRY = 3
+# Optuna warns when a heartbeat storage is used outside study.optimize; our ask-and-tell loop
+# runs its own heartbeat thread (see heartbeat() below), so the warning does not apply.
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+_NOT_INHERITED = (WORKER_ATTR, "fail_reason")  # what a retry must not copy from the dead trial  # a trial that keeps killing its worker is not retried forever
 
 
 def worker_id() -> str:
@@ -67,7 +71,8 @@ class RetryStaleTrial:
     """Optuna's ``RetryHeartbeatStaleTrialCallback``, minus the dead owner's ``worker`` mark.
 
     The copy would otherwise carry the dead process's ``host:pid`` until its new owner
-    overwrites it, and another worker could fail it again in that instant.
+    overwrites it, and another worker could fail it again in that instant. (Its
+    ``fail_reason`` stays with the failed original too.)
     """
 
     def __init__(self, max_retry: int | None = MAX_RETRY) -> None:
@@ -77,7 +82,7 @@ class RetryStaleTrial:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         trial = copy.deepcopy(trial)
-        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k != WORKER_ATTR}
+        trial.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in _NOT_INHERITED}
         self._retry(study, trial)
 
 
@@ -94,6 +99,7 @@ def open_storage(
         lock = optuna.storages.journal.JournalFileOpenLock(str(path))
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path), lock_obj=lock))
     try:
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, message=".*heartbeat")
         return optuna.storages.RDBStorage(
             sqlalchemy_url(storage),
             engine_kwargs={"pool_pre_ping": True},
@@ -146,12 +152,12 @@ def fail_stale_trials(study: optuna.Study, ownerless_is_stale: bool = False) -> 
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not _owner_dead(trial, ownerless_is_stale):
             continue
-        try:
+        try:  # the reason first: a finished trial cannot be annotated
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason", "its worker process died mid-trial")
             if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker failed it first
-        storage.set_trial_user_attr(trial._trial_id, "fail_reason", "its worker process died mid-trial")
         RetryStaleTrial()(study, storage.get_trial(trial._trial_id))
         failed.append(trial.number)
     return failed
@@ -189,8 +195,7 @@ def budget_lock(study: optuna.Study, journal: Path | None) -> Iterator[None]:
     PostgreSQL: a session advisory lock keyed by the study id. Journal file: an flock on a
     file beside it. Other databases: no lock (a worker may then start one trial too many).
     """
-    storage = study._storage
-    engine = getattr(storage, "engine", None)
+    engine = _engine(study._storage)
     if engine is not None and engine.dialect.name == "postgresql":
         from sqlalchemy import text
 
@@ -212,6 +217,12 @@ def budget_lock(study: optuna.Study, journal: Path | None) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _engine(storage: Any) -> Any:
+    """The SQLAlchemy engine behind a study's storage (Optuna wraps RDBStorage in a cache)."""
+    inner = getattr(storage, "_backend", storage)
+    return getattr(inner, "engine", None) or getattr(storage, "engine", None)
 
 
 def storage_journal(storage: Any) -> Path | None:
