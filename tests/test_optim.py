@@ -387,7 +387,7 @@ INVALID = [
 @pytest.mark.parametrize("cls, kwargs, argument, shown", INVALID)
 def test_invalid_argument_raises_value_error_naming_argument_and_value(cls, kwargs, argument, shown):
     with pytest.raises(ValueError) as caught:
-        cls([torch.nn.Parameter(torch.zeros(1))], **kwargs)
+        cls([torch.nn.Parameter(torch.zeros(1))], **{"lr": 0.1, **kwargs})
     assert str(caught.value).startswith(f"{argument} must") and shown in str(caught.value)
 
 

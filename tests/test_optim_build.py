@@ -70,3 +70,20 @@ def test_bad_optimizer_choice_raises_config_error(name, extra, fragments):
         build_optimizer(TrainConfig(optimizer=name, extra=extra), params())
     for fragment in fragments:
         assert fragment in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def iris():
+    from gradwise.data import load_table, split_table
+
+    return split_table(load_table("builtin:iris"), seed=0)
+
+
+@pytest.mark.parametrize("name", ["gd", "momentum", "rmsprop", "adam", "torch:AdamW"])
+def test_fit_trains_with_each_optimizer_and_applies_the_decay_per_epoch(iris, name):
+    from gradwise import fit
+
+    config = TrainConfig(optimizer=name, lr=0.01, lr_decay="step:1:0.5", epochs=3, hidden=4, patience=None)
+    result = fit(config, iris)
+    assert [record.lr for record in result.history] == [0.01, 0.005, 0.0025]
+    assert all(record.train_loss == record.train_loss for record in result.history)  # finite, not NaN

@@ -34,7 +34,7 @@ class GD(GradwiseOptimizer):
 
     compile_pays = False  # eager add_ already reads θ and dθ and writes θ once each
 
-    def __init__(self, params: Iterable, lr: float = 0.01, weight_decay: float = 0.0, *, impl: str = "auto") -> None:
+    def __init__(self, params: Iterable, lr: float, weight_decay: float = 0.0, *, impl: str = "auto") -> None:
         super().__init__(params, {"lr": lr, "weight_decay": weight_decay, "impl": impl})
 
     def _update(self, group: dict[str, Any], params, grads, buffers, steps, impl: str) -> None:

@@ -41,7 +41,7 @@ class Momentum(GradwiseOptimizer):
     buffers = ("V",)
     checks = {**GradwiseOptimizer.checks, "beta": check_beta}
 
-    def __init__(self, params: Iterable, lr: float = 0.01, beta: float = 0.9, weight_decay: float = 0.0, *,
+    def __init__(self, params: Iterable, lr: float, beta: float = 0.9, weight_decay: float = 0.0, *,
                  impl: str = "auto") -> None:
         super().__init__(params, {"lr": lr, "beta": beta, "weight_decay": weight_decay, "impl": impl})
 

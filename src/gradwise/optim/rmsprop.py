@@ -51,7 +51,7 @@ class RMSprop(GradwiseOptimizer):
     buffers = ("S",)
     checks = {**GradwiseOptimizer.checks, "beta": check_beta, "eps": check_eps, "eps_inside_sqrt": check_flag}
 
-    def __init__(self, params: Iterable, lr: float = 0.01, beta: float = 0.9, eps: float = 1e-8,
+    def __init__(self, params: Iterable, lr: float, beta: float = 0.9, eps: float = 1e-8,
                  weight_decay: float = 0.0, *, eps_inside_sqrt: bool = True, impl: str = "auto") -> None:
         defaults = {"lr": lr, "beta": beta, "eps": eps, "weight_decay": weight_decay,
                     "eps_inside_sqrt": eps_inside_sqrt, "impl": impl}
