@@ -8,6 +8,7 @@
 from .chain import ChainLayer, ChainResult, depth_scaling, run_chain, scenario
 from .findings import PROBLEMS, SEVERITIES, Diagnosis, Finding, Fix
 from .monitor import DEFAULT_EVERY, GradientMonitor, LayerObservation, Observation
+from .report import render_diagnosis
 
 __all__ = [
     "ChainLayer",
@@ -22,6 +23,7 @@ __all__ = [
     "PROBLEMS",
     "SEVERITIES",
     "depth_scaling",
+    "render_diagnosis",
     "run_chain",
     "scenario",
 ]

@@ -49,6 +49,7 @@ class LayerObservation:
     gain: float = math.nan  # ||dJ/d block input|| / ||dJ/d block output||
     z_rms: float = math.nan
     act_rms: float = math.nan
+    grad_act: float = math.nan  # ||dJ/d output of the activation that follows||
     activation: str | None = None  # class name of the activation that follows
     saturation: float = math.nan
     dead: float = math.nan
@@ -72,6 +73,7 @@ class _StepRecord:
     input_rms: torch.Tensor | None = None
     grad_out: dict[str, torch.Tensor] = field(default_factory=dict)
     grad_in: dict[str, torch.Tensor] = field(default_factory=dict)
+    grad_act: dict[str, torch.Tensor] = field(default_factory=dict)
     z_rms: dict[str, torch.Tensor] = field(default_factory=dict)
     act_rms: dict[str, torch.Tensor] = field(default_factory=dict)
     saturation: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -166,6 +168,10 @@ class GradientMonitor:
             rec.grad_in[name] = M.tensor_norm(grad.detach() @ linear.weight.detach())
 
     @staticmethod
+    def _on_grad_act(rec: _StepRecord, name: str, grad: torch.Tensor) -> None:
+        rec.grad_act[name] = M.tensor_norm(grad)
+
+    @staticmethod
     def _on_grad_in(rec: _StepRecord, name: str, grad: torch.Tensor) -> None:
         rec.grad_in[name] = M.tensor_norm(grad)
 
@@ -175,6 +181,8 @@ class GradientMonitor:
         rec = self._record
         rec.order.append(name)
         rec.act_rms[name] = M.rms(output)
+        if output.requires_grad:
+            output.register_hook(partial(self._on_grad_act, rec, name))
         if kind == "relu":
             # Judged from the output: an in-place ReLU has already overwritten its input.
             rec.alive[name] = (M.active_units(output), int(output.shape[0]) if output.dim() else 1)
@@ -221,7 +229,7 @@ class GradientMonitor:
         """Every per-step scalar as (kind, name) keys and 0-d tensors, for one stack."""
         keys: list[tuple[str, str]] = []
         scalars: list[torch.Tensor] = []
-        for kind in ("grad_out", "grad_in", "z_rms", "act_rms", "saturation"):
+        for kind in ("grad_out", "grad_in", "grad_act", "z_rms", "act_rms", "saturation"):
             for name, value in getattr(rec, kind).items():
                 keys.append((kind, name))
                 scalars.append(value)
@@ -330,6 +338,16 @@ class GradientMonitor:
 
     def on_after_backward(self, state: Any, loss: torch.Tensor) -> None:
         self.observe(loss)
+        if self.losses and not math.isfinite(self.losses[-1]):
+            # Known without an extra sync (it came back with this step's numbers): stop now,
+            # the diagnosis has what it needs and further NaN steps teach nothing.
+            self.stopped_nonfinite = True
+            from ..training.callbacks import StopTraining
+
+            raise StopTraining(
+                f"non-finite loss (NaN or inf) at step {len(self.losses) - 1}: training diverged; "
+                "see the diagnosis for fixes"
+            )
 
     def on_step_end(self, state: Any) -> None:
         self._finish_update()
@@ -381,10 +399,12 @@ def _fill_layers(layers: dict[str, LayerObservation], order: list[str], calls: l
         layer = layers[owner]
         layer.activation = type(activations[act]).__name__
         layer.act_rms = measured.get(("act_rms", act), nan)
+        layer.grad_act = measured.get(("grad_act", act), nan)
         layer.saturation = measured.get(("saturation", act), nan)
         layer.dead = measured.get(("dead", act), nan)
     for i, name in enumerate(order):
-        # A block's output gradient is the next layer's input gradient; the last block ends at z.
-        out = layers[order[i + 1]].grad_in if i + 1 < len(order) else layers[name].grad_out
+        # A block is the layer and the activation after it (document: z = w a + b, a = g(z)),
+        # so its output gradient is taken after the activation; without one, at z.
         layer = layers[name]
+        out = layer.grad_act if math.isfinite(layer.grad_act) else layer.grad_out
         layer.gain = layer.grad_in / out if out and math.isfinite(out) and out > 0 else nan

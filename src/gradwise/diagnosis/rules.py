@@ -322,7 +322,7 @@ def _loss_spike(losses: Sequence[float]) -> dict[str, float] | None:
     """
     if len(losses) < 4:
         return None
-    start = M.median(losses[:3])
+    start = losses[0]  # the loss at initialization, before any update could overshoot
     rolling = [M.median(losses[i:i + 3]) or 0.0 for i in range(len(losses) - 2)]
     peak = max(rolling)
     if start is None or not start > 0 or peak < SPIKE * start:
