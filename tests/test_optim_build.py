@@ -61,6 +61,8 @@ def test_torch_class_takes_extra_arguments():
     ("sgd", {}, ["gd, momentum, rmsprop, adam", "torch:NAME", "'sgd'"]),
     ("torch:Nope", {}, ["no optimizer class 'Nope'", "AdamW"]),
     ("torch:Optimizer", {}, ["no optimizer class 'Optimizer'"]),
+    ("torch:LBFGS", {}, ["cannot be used", "closure"]),
+    ("torch:SparseAdam", {}, ["cannot be used", "sparse"]),
     ("adam", {"momentum": 0.9}, ["takes no argument(s) ['momentum']", "bias_correction"]),
     ("torch:SGD", {"momentum": -1.0}, ["torch:SGD", "momentum"]),
     ("momentum", {"beta": 2.0}, ["beta must be a number in [0, 1), got 2.0"]),
@@ -79,7 +81,7 @@ def iris():
     return split_table(load_table("builtin:iris"), seed=0)
 
 
-@pytest.mark.parametrize("name", ["gd", "momentum", "rmsprop", "adam", "torch:AdamW"])
+@pytest.mark.parametrize("name", ["gd", "momentum", "rmsprop", "adam", "torch:AdamW", "torch:Adafactor"])
 def test_fit_trains_with_each_optimizer_and_applies_the_decay_per_epoch(iris, name):
     from gradwise import fit
 

@@ -65,16 +65,24 @@ def _torch_class(name: str) -> type:
 
 
 def _torch_kwargs(cls: type, c: Any) -> dict[str, Any]:
-    """lr always; betas and eps where the class takes them; weight decay when set (keeps AdamW's default)."""
-    accepted = _accepted(cls)
+    """lr always; betas and eps where the class takes them in our sense (a pair, a number);
+    weight decay only when set, so a class's own default (AdamW's 0.01) stays."""
+    defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()}
     kwargs: dict[str, Any] = {"lr": c.lr}
-    if "betas" in accepted:
+    if isinstance(defaults.get("betas"), tuple) and len(defaults["betas"]) == 2:
         kwargs["betas"] = (c.beta1, c.beta2)
-    if "eps" in accepted:
+    if isinstance(defaults.get("eps"), float):
         kwargs["eps"] = c.eps
-    if "weight_decay" in accepted and c.weight_decay:
+    if "weight_decay" in defaults and c.weight_decay:
         kwargs["weight_decay"] = c.weight_decay
     return kwargs
+
+
+# torch.optim classes the training loop cannot drive, and why
+UNSUPPORTED = {
+    "LBFGS": "it needs a closure that re-evaluates the loss, and gradwise's loop calls step() without one",
+    "SparseAdam": "it needs sparse gradients, and an MLP's are dense",
+}
 
 
 def _construct(cls: type, params: Iterable, kwargs: dict[str, Any], label: str) -> torch.optim.Optimizer:
@@ -96,6 +104,8 @@ def build_optimizer(config: Any, params: Iterable) -> torch.optim.Optimizer:
     extra = dict(config.extra or {})
     if name.lower().startswith("torch:"):
         cls = _torch_class(name[len("torch:"):])
+        if cls.__name__ in UNSUPPORTED:
+            raise ConfigError(f"--optimizer {name} cannot be used: {UNSUPPORTED[cls.__name__]}; try torch:Adam or torch:SGD")
         return _construct(cls, params, {**_torch_kwargs(cls, config), **extra}, name)
     if name.lower() not in OPTIMIZERS:
         raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)} or torch:NAME "
