@@ -46,8 +46,12 @@ def is_weighted_layer(module: nn.Module) -> bool:
 
 
 def tensor_norm(t: torch.Tensor) -> torch.Tensor:
-    """The L2 norm of a whole tensor, in float32."""
-    return torch.linalg.vector_norm(t.detach(), dtype=torch.float32)
+    """The L2 norm of a whole tensor as float32 (half precision is summed in float32)."""
+    t = t.detach()
+    if t.dtype in (torch.float16, torch.bfloat16):
+        return torch.linalg.vector_norm(t, dtype=torch.float32)
+    norm = torch.linalg.vector_norm(t)
+    return norm if norm.dtype == torch.float32 else norm.float()
 
 
 def norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -61,8 +65,7 @@ def norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
 
 def rms(t: torch.Tensor) -> torch.Tensor:
     """Root mean square of all entries: the typical magnitude of an activation."""
-    t = t.detach()
-    return torch.linalg.vector_norm(t, dtype=torch.float32) / math.sqrt(max(t.numel(), 1))
+    return tensor_norm(t) / math.sqrt(max(t.numel(), 1))
 
 
 def per_unit(t: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,218 @@
+"""The diagnosis names the cause on broken set-ups, stays quiet on healthy ones, and its
+first fix cures what it names."""
+
+import json
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from sklearn.datasets import load_wine
+from torch import nn
+
+from gradwise import TrainConfig
+from gradwise.cli import main
+from gradwise.data import load_table, split_table
+from gradwise.diagnosis import GradientMonitor
+from gradwise.training import fit
+
+EPOCHS = 5
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+_SPLITS = {}
+
+
+def splits(name):
+    if name not in _SPLITS:
+        _SPLITS[name] = split_table(load_table(f"builtin:{name}"), seed=0)
+    return _SPLITS[name]
+
+
+@dataclass
+class Sabotage:
+    """A bad initialization, applied when training starts: part of the broken set-up."""
+
+    apply: Callable[[nn.Module], None]
+
+    def on_train_start(self, state):
+        self.apply(state.model)
+
+
+def negative_biases(net):
+    with torch.no_grad():
+        for m in list(net)[:-1]:
+            if isinstance(m, nn.Linear):
+                m.bias.fill_(-10.0)
+
+
+def large_weights_zero_z(scale):
+    """Large weights, and the document's biases b = -w a_prev so z = 0 for the average example."""
+
+    def apply(net):
+        def centre(module, args):
+            handle.remove()
+            a = args[0]
+            with torch.no_grad():
+                for m in module:
+                    if isinstance(m, nn.Linear):
+                        m.weight.normal_(0.0, scale)
+                        m.bias.copy_(-(a.mean(0) @ m.weight.T))
+                    a = m(a)
+
+        handle = net.register_forward_pre_hook(centre)
+
+    return apply
+
+
+def diagnose(config, data, sabotage=None):
+    monitor = GradientMonitor(every=1)
+    callbacks = ([Sabotage(sabotage)] if sabotage else []) + [monitor]
+    fit(config.replace(epochs=EPOCHS), data, callbacks=callbacks)
+    return monitor.diagnose(config)
+
+
+def cured(config, data, sabotage, diagnosis):
+    """Apply the first fix of the main finding and diagnose again.
+
+    A fix that re-initializes (changes init or activation) replaces the bad initialization.
+    """
+    fix = diagnosis.main.fixes[0]
+    assert fix.changes, fix
+    if {"init", "activation"} & set(fix.changes):
+        sabotage = None
+    return diagnose(config.replace(**fix.changes), data, sabotage)
+
+
+@pytest.fixture(scope="module")
+def unscaled_splits(tmp_path_factory):
+    frame = load_wine(as_frame=True).frame
+    frame["alcohol"] = frame["alcohol"] * 1e4  # one feature 1e4 times the scale of the others
+    path = tmp_path_factory.mktemp("unscaled") / "wine_unscaled.csv"
+    frame.to_csv(path, index=False)
+    return split_table(load_table(str(path), target="target"), seed=0)
+
+
+def _layer_names(config, data):
+    return [str(i) for i in range(0, 2 * (config.layers + 1), 2)]
+
+
+def test_ten_layer_sigmoid_with_normal_init_is_vanishing_or_saturated_at_the_early_layers():
+    config = TrainConfig(layers=10, activation="sigmoid", init="normal")
+    d = diagnose(config, splits("digits"))
+    assert not d.healthy
+    assert d.main.problem in ("vanishing_gradient", "saturated_activations")
+    early = _layer_names(config, None)[:5]
+    assert d.main.layers[0] in early
+    assert d.main.fixes[0].changes == {"activation": "relu", "init": "he"}
+    assert cured(config, splits("digits"), None, d).healthy
+
+
+def test_large_weights_with_zero_z_biases_is_exploding_and_he_init_cures_it():
+    config = TrainConfig(layers=3, activation="sigmoid", init="normal")
+    sabotage = large_weights_zero_z(5.0)
+    d = diagnose(config, splits("breast_cancer"), sabotage)
+    assert d.main.problem == "exploding_gradient", d.problems()
+    assert d.main.evidence["gain_per_layer"] > 2
+    assert cured(config, splits("breast_cancer"), sabotage, d).healthy
+
+
+def test_relu_with_ten_times_he_weights_is_exploding():
+    def scale(net):
+        with torch.no_grad():
+            for m in net:
+                if isinstance(m, nn.Linear):
+                    m.weight.mul_(10.0)
+
+    config = TrainConfig(layers=3)
+    d = diagnose(config, splits("wine"), scale)
+    assert d.main.problem == "exploding_gradient", d.problems()
+    assert cured(config, splits("wine"), scale, d).healthy
+
+
+def test_feature_1e4_times_the_others_without_normalization_is_unscaled_inputs(unscaled_splits):
+    config = TrainConfig(layers=3, normalize="none")
+    d = diagnose(config, unscaled_splits)
+    assert d.main.problem == "unscaled_inputs", d.problems()
+    assert d.main.evidence["ratio"] > 1e3
+    assert d.main.fixes[0].changes == {"normalize": "minmax"}
+    assert cured(config, unscaled_splits, None, d).healthy
+
+
+@pytest.mark.parametrize("data", ["breast_cancer", "diabetes"])
+def test_sgd_with_learning_rate_10_is_diverging_loss_and_a_lower_rate_cures_it(data):
+    config = TrainConfig(layers=3, optimizer="gd", lr=10.0)
+    d = diagnose(config, splits(data))
+    assert d.main.problem == "diverging_loss", d.problems()
+    assert d.main.severity == "critical"
+    assert d.main.fixes[0].changes["lr"] <= 0.03
+    assert cured(config, splits(data), None, d).healthy
+
+
+def test_relu_layers_with_large_negative_bias_are_dead_units():
+    config = TrainConfig(layers=3)
+    d = diagnose(config, splits("wine"), negative_biases)
+    assert d.main.problem == "dead_units", d.problems()
+    assert d.main.severity == "critical" and d.main.origin == "setup"
+    assert d.main.layers[0] == "0"
+    assert cured(config, splits("wine"), negative_biases, d).healthy
+
+
+@pytest.mark.parametrize("data", ["digits", "breast_cancer", "wine", "diabetes"])
+def test_three_layer_relu_he_adam_on_normalized_inputs_is_healthy(data):
+    config = TrainConfig(layers=3, activation="relu", init="he", normalize="minmax", optimizer="adam")
+    d = diagnose(config, splits(data))
+    assert d.healthy, [(f.problem, f.severity, f.evidence) for f in d.findings]
+
+
+def test_healthy_at_the_default_cadence_too():
+    monitor = GradientMonitor()
+    fit(TrainConfig(layers=3, epochs=8), splits("breast_cancer"), callbacks=[monitor])
+    assert monitor.every == 10 and len(monitor.observations) > 5
+    assert monitor.diagnose().healthy
+
+
+def test_diagnosis_to_dict_is_json_with_findings_and_layers():
+    config = TrainConfig(layers=3, optimizer="gd", lr=10.0)
+    d = diagnose(config, splits("wine"))
+    doc = json.loads(json.dumps(d.to_dict(), default=str))
+    assert doc["healthy"] is False
+    assert {"problem", "severity", "layers", "evidence", "fixes"} <= set(doc["findings"][0])
+    assert all(isinstance(f, str) for f in doc["findings"][0]["fixes"])
+    assert [row["layer"] for row in doc["layers"]] == ["0", "2", "4", "6"]
+    assert {f["severity"] for f in doc["findings"]} <= {"info", "warning", "critical"}
+
+
+def test_diagnose_cli_json_reports_findings_and_stops_a_nan_run_early():
+    result = CliRunner().invoke(main, ["diagnose", "--data", "builtin:diabetes", "--optimizer", "gd", "--lr", "1e4", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["healthy"] is False
+    assert doc["findings"][0]["problem"] == "diverging_loss"
+    assert doc["stop_reason"].startswith("non-finite")
+    assert doc["layers"] and "gain" in doc["layers"][0]
+
+
+def test_diagnose_cli_text_shows_the_layer_table_and_explained_findings():
+    args = ["diagnose", "--data", "builtin:wine", "--layers", "3", "--epochs", "3", "--normalize", "none"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "Gradient flow per layer" in result.output
+    assert "unscaled_inputs" in result.output and "fix 1: normalize inputs with minmax" in result.output
+
+
+def test_train_monitor_reports_a_diagnosis_alongside_training():
+    result = CliRunner().invoke(main, ["train", "--data", "builtin:wine", "--epochs", "2", "--monitor", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert "healthy" in doc["diagnosis"] and doc["diagnosis"]["layers"]
