@@ -77,8 +77,9 @@ def _single_tensor_adam(params, grads, Vs, Ss, corrections1, corrections2, *, lr
         g = with_weight_decay(g, p, weight_decay)
         average_(V, g, beta1)  # V := β1 V + (1 − β1) dθ
         square_average_(S, g, beta2)  # S := β2 S + (1 − β2) dθ²
-        # θ := θ − α V̂ / sqrt(Ŝ + ε), with V̂ = V / c1 and Ŝ = S / c2 (c = 1 without bias correction)
-        p.sub_(lr * (V / c1) / root_mean_square(S / c2, eps, eps_inside_sqrt))
+        # θ := θ − α V̂ / sqrt(Ŝ + ε), with V̂ = V / c1 and Ŝ = S / c2 (c = 1 without bias correction).
+        # Scalars are divided once, not per element: the compiled kernel stays memory-bound.
+        p.sub_((lr / c1) * V / root_mean_square(S * (1 / c2), eps, eps_inside_sqrt))
 
 
 def _foreach_adam(params, grads, Vs, Ss, corrections1, corrections2, *, lr, beta1, beta2, eps,
