@@ -235,8 +235,10 @@ COMPILED = ["momentum_weight_decay", "rmsprop_document", "adam_weight_decay"]
 @pytest.mark.parametrize("name", COMPILED)
 def test_compiled_path_equals_reference_in_float32(name):
     with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)  # a silent fallback to foreach would fool this test
+        warnings.simplefilter("ignore", RuntimeWarning)
         _assert_same_run(CASES[name], "compiled", 7, rtol=1e-6)
+    if _compile._failure:  # the run fell back to foreach, so it proved nothing about the kernel
+        pytest.skip(f"torch.compile does not work here: {_compile._failure[0]}")
 
 
 def test_auto_compiles_only_large_groups():
@@ -402,3 +404,30 @@ def test_zero_learning_rate_is_allowed_and_changes_nothing():
     x.grad = torch.ones(2)
     optimizer.step()
     assert torch.equal(x, torch.ones(2))
+
+
+FALLBACK_SCRIPT = """
+import warnings, torch, torch._inductor.config as inductor
+inductor.cpp.cxx = ("/nonexistent/c++",)  # no working C++ compiler
+from gradwise.optim import Adam
+a, b = [torch.nn.Parameter(torch.ones(7, 3))], [torch.nn.Parameter(torch.ones(7, 3))]
+fast, reference = Adam(a, lr=0.1, impl="compiled"), Adam(b, lr=0.1, impl="reference")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for t in range(3):
+        a[0].grad, b[0].grad = torch.full((7, 3), t + 1.0), torch.full((7, 3), t + 1.0)
+        fast.step(); reference.step()
+assert torch.allclose(a[0], b[0]) and not torch.equal(a[0], torch.ones(7, 3))
+assert sum("torch.compile failed" in str(w.message) for w in caught) == 1, [str(w.message) for w in caught]
+"""
+
+
+@pytest.mark.slow
+def test_compiled_path_falls_back_to_foreach_with_one_warning_when_compilation_fails(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path)}  # no cached kernel to hide the failure
+    done = subprocess.run([sys.executable, "-c", FALLBACK_SCRIPT], env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
