@@ -86,6 +86,33 @@ class RetryStaleTrial:
         self._retry(study, trial)
 
 
+class FlockLock:
+    """A journal lock the kernel releases when its process dies.
+
+    Optuna's own file locks (``JournalFileOpenLock``, ``JournalFileSymlinkLock``) are lock
+    *files*: a process killed while holding one leaves it behind, and the next run waits out
+    a 30-second grace period before breaking it. ``flock`` has no such leftover, which is
+    what ``--resume`` after a SIGKILL needs. (On NFS, flock maps to POSIX locks on Linux.)
+    It has the two methods ``JournalFileBackend`` calls on its lock: acquire and release.
+    """
+
+    def __init__(self, journal: str) -> None:
+        self._path = journal + ".flock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
 def open_storage(
     storage: str | None,
     out_dir: str | Path,
@@ -96,7 +123,7 @@ def open_storage(
     if not is_database_url(storage):
         path = Path(storage) if storage else journal_path(out_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock = optuna.storages.journal.JournalFileOpenLock(str(path))
+        lock = FlockLock(str(path))
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path), lock_obj=lock))
     try:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, message=".*heartbeat")

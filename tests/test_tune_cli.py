@@ -1,0 +1,141 @@
+"""`gradwise tune` end to end, in subprocesses: result files, --resume after SIGINT and SIGKILL."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from gradwise.tuning import open_storage
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+# Small trials keep these tests fast; the space file is also how users fix values.
+SMALL = '[fixed]\nepochs = {epochs}\n[params.hidden]\nlow = 4\nhigh = 16\n'
+
+
+def _space(tmp_path: Path, epochs: int) -> Path:
+    path = tmp_path / f"space{epochs}.toml"
+    path.write_text(SMALL.format(epochs=epochs))
+    return path
+
+
+def _study(out: Path) -> optuna.Study:
+    storage = open_storage(None, out)
+    return optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+
+
+def _tune(*args: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "gradwise", "tune", "--data", "builtin:iris", *map(str, args)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+
+
+def test_tune_prints_one_json_document_and_writes_model_trials_and_importance(tmp_path, cli):
+    out = tmp_path / "run"
+    result = cli("tune", "--data", "builtin:iris", "--trials", 6, "--space", _space(tmp_path, 4), "--out", out, "--json")
+    assert result.code == 0, result.stderr
+    document = result.json()
+    assert document["trials"]["complete"] + document["trials"]["pruned"] == 6
+    assert document["metric"] == "accuracy" and document["direction"] == "maximize"
+    assert set(document["best"]["config"]) >= {"lr", "hidden", "batch_size", "layers"}
+    assert 0 <= document["final"]["test"]["accuracy"] <= 1
+    assert document["untuned_val"] is not None  # trial 0 is the defaults, the baseline to beat
+    importance = {row["param"]: row for row in document["importance"]}
+    assert importance["lr"]["document"] == "high" and importance["hidden"]["document"] == "medium"
+    rows = list(csv.DictReader(open(document["files"]["trials_csv"])))
+    assert len(rows) == 6 and {"number", "value", "state", "params_lr"} <= set(rows[0])
+    predicted = cli("predict", "--model", document["files"]["model"], "--data", "builtin:iris", "--json")
+    assert predicted.code == 0, predicted.stderr
+    # Running again into the same directory without --resume refuses to mix studies.
+    again = cli("tune", "--data", "builtin:iris", "--trials", 1, "--out", out)
+    assert again.code == 2
+    assert again.stderr.strip().count("\n") == 0 and "--resume" in again.stderr
+
+
+def _wait_for_finished(out: Path, at_least: int, process: subprocess.Popen, mid_trial: bool) -> list[int]:
+    """Numbers of finished trials once ``at_least`` are done (and, if asked, one is mid-epoch)."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        if (out / "study.journal").exists():
+            try:
+                trials = _study(out).get_trials(deepcopy=False)
+            except (IndexError, KeyError):
+                trials = []  # the study is being created
+            done = [t.number for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+            running = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
+            if len(done) >= at_least and (running or not mid_trial):
+                return done
+        time.sleep(0.1)
+    raise AssertionError("the tuning run made no progress")
+
+
+def _values(study: optuna.Study, numbers: list[int]) -> dict[int, tuple]:
+    trials = study.get_trials(deepcopy=False)
+    return {n: (trials[n].state, trials[n].value, trials[n].params) for n in numbers}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_interrupted_tune_resumes_the_same_study_keeping_every_finished_trial(tmp_path, sig, cli):
+    out, space = tmp_path / "run", _space(tmp_path, 20)
+    process = _tune("--trials", 5, "--space", space, "--out", out, "--pruner", "none", "--json")
+    finished = _wait_for_finished(out, 2, process, mid_trial=True)
+    before = _values(_study(out), finished)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert process.returncode == 130 and "--resume" in stderr
+    else:
+        assert process.returncode == -signal.SIGKILL
+
+    resumed = cli("tune", "--data", "builtin:iris", "--out", out, "--resume", "--json")
+    assert resumed.code == 0, resumed.stderr
+    study = _study(out)
+    counts = resumed.json()["trials"]
+    assert counts["complete"] + counts["pruned"] == 5 and counts["running"] == 0 and counts["waiting"] == 0
+    # Every trial finished before the interruption is still there, unchanged.
+    after = _values(study, finished)
+    assert after == before
+    # The trial cut off mid-epoch was failed and run again with the same parameters.
+    cut = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(cut) == 1
+    retry = [t for t in study.trials if t.system_attrs.get("failed_trial") == cut[0].number]
+    assert len(retry) == 1 and retry[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert retry[0].params == cut[0].params
+
+
+def test_workers_option_runs_local_worker_processes_on_the_journal(tmp_path, cli):
+    out = tmp_path / "run"
+    result = cli("tune", "--data", "builtin:iris", "--trials", 4, "--workers", 2, "--space", _space(tmp_path, 3), "--out", out, "--json")
+    assert result.code == 0, result.stderr
+    study = _study(out)
+    assert len(study.trials) == 4
+    # Two worker processes ran (one may have found the budget taken before it started).
+    assert sorted(p.name for p in (out / "logs").iterdir()) == ["worker-0.log", "worker-1.log"]
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert os.path.isdir(out / "model")
+
+
+@pytest.mark.slow
+def test_breast_cancer_tuned_model_reaches_95_percent_test_accuracy(tmp_path, cli):
+    # A shorter variant of the acceptance run (benchmarks/tune_acceptance.py runs --trials 30).
+    result = cli("tune", "--data", "builtin:breast_cancer", "--trials", 10, "--epochs", 30, "--out", tmp_path / "bc", "--json")
+    assert result.code == 0, result.stderr
+    assert result.json()["final"]["test"]["accuracy"] >= 0.95
+
+
+def test_resume_without_a_study_to_continue_is_a_config_error(tmp_path):
+    from gradwise.errors import ConfigError
+    from gradwise.tuning import TuneSpec, tune
+
+    with pytest.raises(ConfigError, match="no study 'gradwise-iris'"):
+        tune(TuneSpec(data="builtin:iris", n_trials=1), tmp_path, resume=True)
