@@ -14,6 +14,7 @@ compilation off.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from typing import Any, Callable
@@ -53,13 +54,20 @@ def _compiled_version(reference: Callable) -> Callable:
     return _compiled[reference]
 
 
+@functools.lru_cache(maxsize=256)
+def _scalar(value: float) -> torch.Tensor:
+    # Cached: betas and ε never change and lr rarely does, so most steps create no tensor.
+    return torch.tensor(value, dtype=torch.float64)
+
+
 def _as_tensor(value: Any) -> Any:
     # Hyperparameters become 0-d float64 tensors: a Python float would be baked into the
     # kernel, and every new learning rate (decay, schedulers) would recompile it.
     if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
-        return torch.tensor(float(value), dtype=torch.float64)
+        return _scalar(float(value))
     if isinstance(value, list) and value and isinstance(value[0], float):
-        return list(torch.tensor(value, dtype=torch.float64).unbind())
+        # Per-parameter values (bias corrections) are nearly always all equal: one tensor.
+        return [_scalar(v) for v in value] if len(set(value)) > 1 else [_scalar(value[0])] * len(value)
     if isinstance(value, list) and value and isinstance(value[0], torch.nn.Parameter):
         # Dynamo keeps a Parameter's shape static, which would recompile for every model size;
         # a detached alias shares the storage, so updating it updates the parameter.
