@@ -190,6 +190,9 @@ def _check_optimizers(base: TrainConfig, runs: list[tuple[str, float]]) -> None:
 def command(ctx: click.Context, optimizers: str, batch_sizes: str, target_loss: float | None, as_json: bool, **options: Any) -> None:
     """Train the same model with each optimizer and gradient-descent variant, side by side.
 
+    Every run starts from the same weights on the same split and batch order. Without
+    --epochs each run is 30 epochs long (not 100), since stochastic GD is slow.
+
     \b
     Examples:
       gradwise compare                                   # builtin:digits, 4 optimizers x 3 variants, 30 epochs
