@@ -76,20 +76,29 @@ def per_unit(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], t.shape[1], -1)
 
 
-def feature_rms(x: torch.Tensor) -> torch.Tensor:
-    """RMS of each input feature (or channel) over the batch: its scale as the layer sees it."""
-    u = per_unit(x).float()
-    return u.pow(2).mean(dim=(0, 2)).sqrt()
+def feature_norms(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """L2 norm of each input feature (or channel) over the batch, and the entries behind it.
+
+    norm / sqrt(entries) is the feature's RMS: its scale as the layer sees it.
+    """
+    x = x.detach()
+    if x.dim() == 2:
+        return torch.linalg.vector_norm(x, dim=0), x.shape[0]
+    u = per_unit(x)
+    return torch.linalg.vector_norm(u.transpose(0, 1).reshape(u.shape[1], -1), dim=1), u.shape[0] * u.shape[2]
 
 
-def input_scale_summary(scales: torch.Tensor) -> torch.Tensor:
-    """[largest feature scale, median non-zero feature scale, index of the largest].
+def input_scale_summary(scales: Sequence[float]) -> dict[str, float] | None:
+    """Largest feature scale, median non-zero feature scale, and index of the largest.
 
     The median ignores all-zero features (a sparse one-hot column in a small batch), which
     would otherwise make every dense feature look out of scale.
     """
-    nonzero = torch.where(scales > 0, scales, torch.full_like(scales, float("nan")))
-    return torch.stack([scales.max(), torch.nanmedian(nonzero), scales.argmax().float()])
+    if not scales:
+        return None
+    largest = max(range(len(scales)), key=lambda i: scales[i])
+    nonzero = [v for v in scales if v > 0]
+    return {"max": scales[largest], "median": median(nonzero) if nonzero else 0.0, "feature": largest}
 
 
 def saturation_fraction(z: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -105,25 +114,41 @@ def hard_saturation_fraction(out: torch.Tensor, low: float, high: float) -> torc
 
 def active_units(out: torch.Tensor) -> torch.Tensor:
     """Boolean per unit: positive for at least one example (ReLU family: gradient flows)."""
-    return (per_unit(out) > 0).any(dim=2).any(dim=0)
+    # The largest value per unit, then one comparison per unit: cheaper than comparing every entry.
+    if out.dim() == 2:
+        return out.detach().amax(dim=0) > 0
+    return per_unit(out).amax(dim=(0, 2)) > 0
 
 
-def dead_fraction(masks: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Fraction of units active for no example in any of the given batches."""
+def alive_union(masks: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Units active in at least one of several batches (a unit is dead if active in none)."""
     alive = masks[0]
     for mask in masks[1:]:
         alive = alive | mask
-    return 1.0 - alive.float().mean()
+    return alive
 
 
-def update_ratios(new: Sequence[torch.Tensor], old: Sequence[torch.Tensor], old_norms: torch.Tensor) -> torch.Tensor:
-    """||W_after - W_before|| / ||W_before|| per layer for one optimizer step.
+def copies(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Detached copies of many tensors (one fused call where possible)."""
+    tensors = [t.detach() for t in tensors]
+    if hasattr(torch, "_foreach_mul") and len({t.dtype for t in tensors}) == 1:
+        return list(torch._foreach_mul(tensors, 1.0))
+    return [t.clone() for t in tensors]
 
-    Around 1e-3 is the usual healthy figure; far above means steps too large for the
-    weights (divergence), far below means the layer barely learns.
+
+def update_norms(new: Sequence[torch.Tensor], old: Sequence[torch.Tensor]) -> torch.Tensor:
+    """||W_after - W_before|| per layer for one optimizer step.
+
+    Divided by ||W_before|| this is the update-to-weight ratio: around 1e-3 is the usual
+    healthy figure; far above means steps too large for the weights, far below a layer
+    that barely learns.
     """
-    deltas = [n.detach() - o for n, o in zip(new, old)]
-    return norms(deltas) / old_norms.clamp_min(1e-30)
+    new = [n.detach() for n in new]
+    if hasattr(torch, "_foreach_sub") and len({t.dtype for t in new}) == 1:
+        deltas = list(torch._foreach_sub(new, list(old)))
+    else:
+        deltas = [n - o for n, o in zip(new, old)]
+    return norms(deltas)
 
 
 # ---- series measures on Python floats ----

@@ -34,6 +34,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from . import measures as M
+from .recording import StepRecord
 
 DEFAULT_EVERY = 10
 
@@ -65,21 +66,6 @@ class Observation:
     input_scale: dict[str, float] | None = None
 
 
-@dataclass
-class _StepRecord:
-    """Device tensors gathered by the hooks during one on-cadence forward/backward."""
-
-    order: list[str] = field(default_factory=list)
-    input_rms: torch.Tensor | None = None
-    grad_out: dict[str, torch.Tensor] = field(default_factory=dict)
-    grad_in: dict[str, torch.Tensor] = field(default_factory=dict)
-    grad_act: dict[str, torch.Tensor] = field(default_factory=dict)
-    z_rms: dict[str, torch.Tensor] = field(default_factory=dict)
-    act_rms: dict[str, torch.Tensor] = field(default_factory=dict)
-    saturation: dict[str, torch.Tensor] = field(default_factory=dict)
-    alive: dict[str, tuple[torch.Tensor, int]] = field(default_factory=dict)
-
-
 class GradientMonitor:
     """Watch gradient flow in ``model`` every ``every`` steps; :meth:`diagnose` names problems.
 
@@ -101,11 +87,13 @@ class GradientMonitor:
         self._steps = 0
         self._handles: list[Any] = []
         self._post_hook = None
-        self._record = _StepRecord()
+        self._record = StepRecord()
         self._loss_buffer: list[torch.Tensor] = []
-        self._snapshot: tuple[int, list[str], list[torch.Tensor], torch.Tensor] | None = None
+        self._snapshot: tuple[int, list[str], list[torch.Tensor]] | None = None
         self._unsynced_updates: list[tuple[int, list[str], torch.Tensor]] = []
         self._alive_history: dict[str, deque] = {}
+        self._by_step: dict[int, Observation] = {}
+        self._dead_examples: dict[str, int] = {}
         if model is not None:
             self.attach(model, optimizer)
 
@@ -119,6 +107,8 @@ class GradientMonitor:
         self.activations = [(name, m, M.activation_kind(m)) for name, m in model.named_modules() if M.activation_kind(m)]
         if not self.layers:
             raise ConfigError(f"{type(model).__name__} has no layer with a weight matrix to monitor")
+        self._modules = dict(self.layers)
+        self._activation_modules = {name: m for name, m, _ in self.activations}
         if optimizer is not None:
             self.optimizer = optimizer
             self._post_hook = optimizer.register_step_post_hook(lambda *_: self._finish_update())
@@ -143,51 +133,11 @@ class GradientMonitor:
                 handle.remove()
             self._handles = []
 
-    # ---- hooks (on-cadence steps only) ----
+    def _layer_hook(self, name: str, *args: Any) -> None:
+        self._record.on_layer(name, *args)  # the record of the step being run, replaced at observe
 
-    def _layer_hook(self, name: str, module: nn.Module, inputs: tuple, output: Any) -> None:
-        if not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
-            return  # evaluation passes are not training steps
-        rec = self._record
-        x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-        if x is not None and not any(n in rec.z_rms for n, _ in self.layers):
-            rec.input_rms = M.feature_rms(x)  # what the first layer receives, after any normalizer
-        rec.order.append(name)
-        rec.z_rms[name] = M.rms(output)
-        if output.requires_grad:
-            # A first Linear layer's input needs no gradient; compute ||dJ/dx|| = ||dJ/dz W|| ourselves.
-            manual = module if isinstance(module, nn.Linear) and (x is None or not x.requires_grad) else None
-            output.register_hook(partial(self._on_grad_out, rec, name, manual))
-        if x is not None and x.requires_grad:
-            x.register_hook(partial(self._on_grad_in, rec, name))
-
-    @staticmethod
-    def _on_grad_out(rec: _StepRecord, name: str, linear: nn.Linear | None, grad: torch.Tensor) -> None:
-        rec.grad_out[name] = M.tensor_norm(grad)
-        if linear is not None:
-            rec.grad_in[name] = M.tensor_norm(grad.detach() @ linear.weight.detach())
-
-    @staticmethod
-    def _on_grad_act(rec: _StepRecord, name: str, grad: torch.Tensor) -> None:
-        rec.grad_act[name] = M.tensor_norm(grad)
-
-    @staticmethod
-    def _on_grad_in(rec: _StepRecord, name: str, grad: torch.Tensor) -> None:
-        rec.grad_in[name] = M.tensor_norm(grad)
-
-    def _activation_hook(self, name: str, kind: str, module: nn.Module, inputs: tuple, output: Any) -> None:
-        if not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
-            return
-        rec = self._record
-        rec.order.append(name)
-        rec.act_rms[name] = M.rms(output)
-        if output.requires_grad:
-            output.register_hook(partial(self._on_grad_act, rec, name))
-        if kind == "relu":
-            # Judged from the output: an in-place ReLU has already overwritten its input.
-            rec.alive[name] = (M.active_units(output), int(output.shape[0]) if output.dim() else 1)
-        elif kind == "saturating":
-            rec.saturation[name] = _saturation(module, inputs[0], output)
+    def _activation_hook(self, name: str, kind: str, *args: Any) -> None:
+        self._record.on_activation(name, kind, *args)
 
     # ---- stepping ----
 
@@ -206,94 +156,104 @@ class GradientMonitor:
     def _finish_update(self) -> None:
         if self._snapshot is None:
             return
-        step, names, before, before_norms = self._snapshot
+        step, names, before = self._snapshot
         self._snapshot = None
-        modules = dict(self.layers)
-        after = [modules[n].weight for n in names]
-        self._unsynced_updates.append((step, names, M.update_ratios(after, before, before_norms)))
+        with torch.no_grad():
+            deltas = M.update_norms([self._modules[n].weight for n in names], before)
+        self._unsynced_updates.append((step, names, deltas))
 
     def _observe_now(self, step: int) -> None:
-        rec, self._record = self._record, _StepRecord()
-        names = [n for n, m in self.layers if m.weight.grad is not None]
-        modules = dict(self.layers)
-        weights = [modules[n].weight.detach() for n in names]
-        grad_norms = M.norms([modules[n].weight.grad for n in names])
-        weight_norms = M.norms(weights)
-        self._snapshot = (step, names, [w.clone() for w in weights], weight_norms)
-        keys, scalars = self._gather(rec)
-        values = self._sync(grad_norms, weight_norms, scalars)
-        obs = self._build(step, names, rec, keys, values)
+        rec, self._record = self._record, StepRecord()
+        with torch.no_grad():
+            names = [n for n, m in self.layers if m.weight.grad is not None]
+            weights = [self._modules[n].weight for n in names]
+            keys, tensors, counts = rec.norm_list()
+            # Every norm of the step in one fused call: weight gradients, weights, activations, gradients.
+            parts = [M.norms([w.grad for w in weights] + weights + tensors)]
+            self._snapshot = (step, names, M.copies(weights))
+            fraction_keys = list(rec.fractions)
+            if fraction_keys:
+                parts.append(torch.stack([rec.fractions[k] for k in fraction_keys]))
+            dead_layout = self._dead_masks(rec, parts)
+            feature_count = 0
+            if rec.input_x is not None:
+                feature_norms, feature_count = M.feature_norms(rec.input_x)
+                parts.append(feature_norms)
+            values = _Cursor(self._sync(parts))
+        n = len(names)
+        grad_norms, weight_norms = values.take(n), values.take(n)
+        measured = dict(zip(keys, values.take(len(keys))))
+        for key, count in counts.items():
+            measured[key] /= math.sqrt(max(count, 1))  # norm -> RMS
+        measured.update(zip(fraction_keys, values.take(len(fraction_keys))))
+        for name, size in dead_layout:
+            measured[("dead", name)] = 1.0 - sum(values.take(size)) / max(size, 1)
+        scales = [v / math.sqrt(max(feature_count, 1)) for v in values.take(values.remaining())]
+        obs = self._build(step, names, grad_norms, weight_norms, rec, measured, M.input_scale_summary(scales))
         self.observations.append(obs)
+        self._by_step[step] = obs
 
-    def _gather(self, rec: _StepRecord) -> tuple[list[tuple[str, str]], list[torch.Tensor]]:
-        """Every per-step scalar as (kind, name) keys and 0-d tensors, for one stack."""
-        keys: list[tuple[str, str]] = []
-        scalars: list[torch.Tensor] = []
-        for kind in ("grad_out", "grad_in", "grad_act", "z_rms", "act_rms", "saturation"):
-            for name, value in getattr(rec, kind).items():
-                keys.append((kind, name))
-                scalars.append(value)
-        for name, (mask, n) in rec.alive.items():
+    def _dead_masks(self, rec: StepRecord, parts: list[torch.Tensor]) -> list[tuple[str, int]]:
+        """Append each ReLU layer's active-unit mask, pooled over enough recent batches."""
+        layout, masks = [], []
+        for name, (mask, n) in rec.masks.items():
             history = self._alive_history.setdefault(name, deque())
             history.append((mask, n))
             # Keep just enough recent batches to judge "never active" on DEAD_MIN_EXAMPLES examples.
             while len(history) > 1 and sum(k for _, k in history) - history[0][1] >= M.DEAD_MIN_EXAMPLES:
                 history.popleft()
-            keys.append(("dead", name))
-            scalars.append(M.dead_fraction([m for m, _ in history]))
-        if rec.input_rms is not None:
-            summary = M.input_scale_summary(rec.input_rms)
-            keys += [("input", "max"), ("input", "median"), ("input", "feature")]
-            scalars += list(summary.unbind())
-        return keys, scalars
+            masks.append(mask if len(history) == 1 else M.alive_union([m for m, _ in history]))
+            layout.append((name, mask.numel()))
+            self._dead_examples[name] = sum(k for _, k in history)
+        if masks:
+            parts.append(torch.cat(masks).float())
+        return layout
 
-    def _sync(self, grad_norms: torch.Tensor, weight_norms: torch.Tensor, scalars: list[torch.Tensor]) -> list[float]:
-        """Bring every number of this step (and pending losses and updates) back at once."""
-        device = grad_norms.device
-        parts = [grad_norms, weight_norms]
-        if scalars:
-            parts.append(torch.stack([s.to(device, torch.float32) for s in scalars]))
-        losses = self._take_losses(device)
+    def _sync(self, parts: list[torch.Tensor]) -> list[float]:
+        """One transfer for this step's numbers and the pending losses and updates.
+
+        Returns the step's own numbers; losses and update norms are filed away here.
+        """
+        losses = self._take_losses()
         updates, self._unsynced_updates = self._unsynced_updates, []
-        parts += [losses] + [u.to(device) for _, _, u in updates]
-        values = torch.cat([p.reshape(-1).float() for p in parts]).tolist()
-        n_loss = losses.numel()
-        tail = len(values) - sum(u.numel() for _, _, u in updates)
-        self._assign_updates(updates, values[tail:])
-        loss_values = values[tail - n_loss:tail]
+        tail = [losses] + [u for _, _, u in updates]
+        device = parts[0].device
+        everything = [p if p.device == device else p.to(device) for p in parts + tail]
+        values = torch.cat([p.reshape(-1) for p in everything]).tolist()
+        n_tail = sum(t.numel() for t in tail)
+        own, rest = values[: len(values) - n_tail], values[len(values) - n_tail:]
+        loss_values = rest[: losses.numel()]
         self.losses.extend(loss_values)
         self._last_loss = loss_values[-1] if loss_values else math.nan
-        return values[: tail - n_loss]
+        self._assign_updates(updates, rest[losses.numel():])
+        return own
 
-    def _take_losses(self, device: torch.device) -> torch.Tensor:
+    def _take_losses(self) -> torch.Tensor:
         buffer, self._loss_buffer = self._loss_buffer, []
         if not buffer:
-            return torch.zeros(0, device=device)
-        return torch.stack([b.reshape(()) if b.numel() == 1 else b.float().mean() for b in buffer]).float().to(device)
+            return torch.zeros(0)
+        return torch.stack([b if b.dim() == 0 else b.float().mean() for b in buffer])
 
     def _assign_updates(self, updates: list[tuple[int, list[str], torch.Tensor]], values: list[float]) -> None:
-        by_step = {o.step: o for o in self.observations}
         i = 0
         for step, names, _ in updates:
+            obs = self._by_step.get(step)
             for name in names:
-                obs = by_step.get(step)
-                if obs is not None and name in obs.layers:
-                    obs.layers[name].update_ratio = values[i]
+                layer = obs.layers.get(name) if obs is not None else None
+                if layer is not None and layer.weight_norm > 0:
+                    layer.update_ratio = values[i] / layer.weight_norm
                 i += 1
 
-    def _build(self, step: int, names: list[str], rec: _StepRecord, keys: list[tuple[str, str]], values: list[float]) -> Observation:
-        n = len(names)
-        layers = {name: LayerObservation(grad_norm=values[i], weight_norm=values[n + i]) for i, name in enumerate(names)}
-        measured: dict[tuple[str, str], float] = dict(zip(keys, values[2 * n:]))
+    def _build(self, step: int, names: list[str], grad_norms: list[float], weight_norms: list[float],
+               rec: StepRecord, measured: dict[tuple[str, str], float], input_scale: dict | None) -> Observation:
+        layers = {name: LayerObservation(grad_norm=g, weight_norm=w) for name, g, w in zip(names, grad_norms, weight_norms)}
+        for layer, act in rec.grad_in_from.items():
+            measured[("grad_in", layer)] = measured.get(("grad_act", act), math.nan)
         order = [name for name in rec.order if name in layers] or names
-        _fill_layers(layers, order, rec.order, measured, dict((nm, m) for nm, m, _ in self.activations))
-        for name, (_, count) in rec.alive.items():
-            owner = _owner(rec.order, name, layers)
-            if owner is not None:
-                layers[owner].dead_examples = sum(k for _, k in self._alive_history[name])
-        input_scale = None
-        if ("input", "max") in measured:
-            input_scale = {k: measured[("input", k)] for k in ("max", "median", "feature")}
+        _fill_layers(layers, order, rec.owner, measured, self._activation_modules)
+        for act, owner in rec.owner.items():
+            if owner in layers and act in rec.masks:
+                layers[owner].dead_examples = self._dead_examples.get(act, 0)
         ordered = {name: layers[name] for name in dict.fromkeys(order + names)}
         return Observation(step=step, loss=self._last_loss, layers=ordered, input_scale=input_scale)
 
@@ -305,7 +265,7 @@ class GradientMonitor:
             values = torch.cat([u.reshape(-1).float().cpu() for _, _, u in updates]).tolist()
             self._assign_updates(updates, values)
         if self._loss_buffer:
-            self.losses.extend(self._take_losses(torch.device("cpu")).tolist())
+            self.losses.extend(self._take_losses().float().cpu().tolist())
 
     # ---- results ----
 
@@ -354,7 +314,7 @@ class GradientMonitor:
 
     def on_epoch_end(self, state: Any, record: Any) -> None:
         self.epoch_losses.append(float(record.train_loss))
-        if not math.isfinite(record.train_loss):
+        if not all(math.isfinite(v) for v in (record.train_loss, record.val_loss) if v is not None):
             self.stopped_nonfinite = True
 
     def on_train_end(self, state: Any) -> None:
@@ -362,28 +322,22 @@ class GradientMonitor:
         self._arm(False)
 
 
-def _saturation(module: nn.Module, z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    if isinstance(module, nn.Sigmoid):
-        return M.saturation_fraction(z, M.SATURATION_THRESHOLD["sigmoid"])
-    if isinstance(module, nn.Tanh):
-        return M.saturation_fraction(z, M.SATURATION_THRESHOLD["tanh"])
-    if isinstance(module, nn.Hardsigmoid):
-        return M.hard_saturation_fraction(out, 0.0, 1.0)
-    return M.hard_saturation_fraction(out, float(module.min_val), float(module.max_val))  # Hardtanh
+class _Cursor:
+    """Reads consecutive slices of the synchronised vector."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.values, self.at = values, 0
+
+    def take(self, n: int) -> list[float]:
+        out = self.values[self.at:self.at + n]
+        self.at += n
+        return out
+
+    def remaining(self) -> int:
+        return len(self.values) - self.at
 
 
-def _owner(order: list[str], activation: str, layers: dict[str, LayerObservation]) -> str | None:
-    """The weighted layer called last before ``activation`` in the forward pass."""
-    owner = None
-    for name in order:
-        if name == activation:
-            return owner
-        if name in layers:
-            owner = name
-    return None
-
-
-def _fill_layers(layers: dict[str, LayerObservation], order: list[str], calls: list[str],
+def _fill_layers(layers: dict[str, LayerObservation], order: list[str], owners: dict[str, str],
                  measured: dict[tuple[str, str], float], activations: dict[str, nn.Module]) -> None:
     """Attach hook measurements to layers and compute block gains in forward order."""
     nan = math.nan
@@ -392,17 +346,16 @@ def _fill_layers(layers: dict[str, LayerObservation], order: list[str], calls: l
         layer.grad_out = measured.get(("grad_out", name), nan)
         layer.grad_in = measured.get(("grad_in", name), nan)
         layer.z_rms = measured.get(("z_rms", name), nan)
-    for act in activations:
-        owner = _owner(calls, act, layers)
-        if owner is None or layers[owner].activation is not None:
+    for act, owner in owners.items():
+        layer = layers.get(owner)
+        if layer is None:
             continue
-        layer = layers[owner]
         layer.activation = type(activations[act]).__name__
         layer.act_rms = measured.get(("act_rms", act), nan)
         layer.grad_act = measured.get(("grad_act", act), nan)
         layer.saturation = measured.get(("saturation", act), nan)
         layer.dead = measured.get(("dead", act), nan)
-    for i, name in enumerate(order):
+    for name in order:
         # A block is the layer and the activation after it (document: z = w a + b, a = g(z)),
         # so its output gradient is taken after the activation; without one, at z.
         layer = layers[name]

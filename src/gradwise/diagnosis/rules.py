@@ -29,7 +29,8 @@ EXPLODING_RATIO = 100.0
 # A feature this many times the median feature scale (or this large outright) is unscaled.
 UNSCALED_RATIO = 100.0
 UNSCALED_MAX = 50.0
-# A step loss this many times the starting loss means training blew up, even if it recovered.
+# Losses this many times the starting loss mean training blew up, even if it recovered.
+SPIKE_WARNING = 3.0
 SPIKE = 10.0
 
 # Findings present from the first step are ordered cause before symptom; those that appeared
@@ -114,13 +115,13 @@ def flow_measures(obs: Observation) -> dict[str, Any] | None:
     gains = [obs.layers[n].gain for n in names]
     rel = [relative_gradient(obs.layers[n]) for n in names]
     best = max(M.finite(rel), default=math.nan)
-    if not all(math.isfinite(g) and g >= 0 for g in gains) or not math.isfinite(rel[0]) or not best > 0:
+    if any(math.isnan(g) or g < 0 for g in gains):
         return None
-    depth_gain = math.prod(gains)
+    depth_gain = math.prod(gains)  # inf when a gradient overflowed: exploding
     return {
         "depth_gain": depth_gain,
-        "gain_per_layer": depth_gain ** (1 / len(gains)),
-        "grad_ratio": rel[0] / best,
+        "gain_per_layer": depth_gain ** (1 / len(gains)) if math.isfinite(depth_gain) else math.inf,
+        "grad_ratio": rel[0] / best if math.isfinite(rel[0]) and best > 0 and math.isfinite(best) else math.nan,
         "gains": dict(zip(names, gains)),
         "relative_gradients": dict(zip(names, rel)),
     }
@@ -134,11 +135,20 @@ def _flow_window(observations: Sequence[Observation]) -> list[tuple[str, dict[st
         windows.append(("setup", first))
     lates = [m for m in (flow_measures(o) for o in late(observations)) if m is not None]
     if lates:
-        merged = {k: M.median([m[k] for m in lates]) for k in ("depth_gain", "gain_per_layer", "grad_ratio")}
+        merged = {k: _median_with_inf([m[k] for m in lates]) for k in ("depth_gain", "gain_per_layer", "grad_ratio")}
         merged["gains"] = lates[-1]["gains"]
         merged["relative_gradients"] = lates[-1]["relative_gradients"]
         windows.append(("training", merged))
     return windows
+
+
+def _median_with_inf(values: Sequence[float]) -> float:
+    """Median ignoring NaN but keeping inf (an overflowed gain is evidence, not noise)."""
+    vals = sorted(v for v in values if not math.isnan(v))
+    if not vals:
+        return math.nan
+    mid = len(vals) // 2
+    return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
 
 
 def rule_vanishing(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
@@ -315,17 +325,20 @@ def rule_diverging(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
 
 
 def _loss_spike(losses: Sequence[float]) -> dict[str, float] | None:
-    """The loss peak when it stays over SPIKE times the starting loss for several steps.
+    """The loss peak when it rises over SPIKE_WARNING times the loss at initialization.
 
-    The peak is taken over medians of three consecutive steps, so one unlucky batch (an
-    outlier-heavy regression batch) is not called a divergence.
+    With enough steps the peak is taken over medians of three consecutive steps, so one
+    unlucky batch (an outlier-heavy regression batch) is not called a divergence.
     """
-    if len(losses) < 4:
+    if len(losses) < 2:
         return None
     start = losses[0]  # the loss at initialization, before any update could overshoot
-    rolling = [M.median(losses[i:i + 3]) or 0.0 for i in range(len(losses) - 2)]
+    window = 3 if len(losses) >= 6 else 1
+    rolling = [M.median(losses[i:i + window]) or 0.0 for i in range(1, len(losses) - window + 1)]
+    if not rolling or not start > 0:
+        return None
     peak = max(rolling)
-    if start is None or not start > 0 or peak < SPIKE * start:
+    if peak < SPIKE_WARNING * start:
         return None
     return {"loss_start": start, "loss_peak": peak, "peak_step": rolling.index(peak) + 1, "loss_end": losses[-1]}
 
