@@ -209,6 +209,9 @@ def command(ctx: click.Context, optimizers: str, batch_sizes: str, target_loss: 
     for size in sizes:
         base.replace(batch_size=size)  # validates each batch size before training
     splits = splits_from_options(options)
+    # One untimed full-batch epoch first, so the first run's time does not include the
+    # process's one-off start-up costs (lazy imports, thread pools, allocator growth).
+    fit(base.replace(epochs=1, batch_size="full", patience=None), splits)
     results = [run_one(base, splits, name, lr, size) for name, lr in runs for size in sizes]
     target = target_loss if target_loss is not None else default_target(results)
     results = [finish(r, target, as_json) for r in results]
