@@ -87,8 +87,8 @@ def _foreach_adam(params, grads, Vs, Ss, corrections1, corrections2, *, lr, beta
     grads = foreach_with_weight_decay(grads, params, weight_decay)
     foreach_average_(Vs, grads, beta1)
     foreach_square_average_(Ss, grads, beta2)
-    corrected = torch._foreach_div(Ss, corrections2) if any(c != 1 for c in corrections2) else Ss
-    denominators = foreach_root_mean_square(corrected, eps, eps_inside_sqrt)
+    scales = [1 / c for c in corrections2] if any(c != 1 for c in corrections2) else None
+    denominators = foreach_root_mean_square(Ss, eps, eps_inside_sqrt, scales)  # sqrt(Ŝ + ε), Ŝ = S / c2
     torch._foreach_addcdiv_(params, Vs, denominators, [-lr / c for c in corrections1])
 
 

@@ -51,9 +51,22 @@ def foreach_square_average_(avgs: list[Tensor], xs: list[Tensor], beta: float) -
     torch._foreach_addcmul_(avgs, xs, xs, value=1 - beta)
 
 
-def foreach_root_mean_square(avg_sqs: list[Tensor], eps: float, eps_inside_sqrt: bool) -> list[Tensor]:
-    """New tensors holding sqrt(S + ε) (or sqrt(S) + ε) for each S."""
-    if eps_inside_sqrt:
+def foreach_root_mean_square(avg_sqs: list[Tensor], eps: float, eps_inside_sqrt: bool,
+                             scales: list[float] | None = None) -> list[Tensor]:
+    """New tensors holding sqrt(c·S + ε) (or sqrt(c·S) + ε) for each S and scale c (default 1).
+
+    The first operation makes the new tensors and the rest work in place on them: at 10M
+    parameters every extra temporary is 40 MB of fresh memory to fault in each step.
+    """
+    if scales is not None:
+        out = torch._foreach_mul(avg_sqs, scales)
+        if eps_inside_sqrt:
+            torch._foreach_add_(out, eps)
+            torch._foreach_sqrt_(out)
+        else:
+            torch._foreach_sqrt_(out)
+            torch._foreach_add_(out, eps)
+    elif eps_inside_sqrt:
         out = torch._foreach_add(avg_sqs, eps)
         torch._foreach_sqrt_(out)
     else:
