@@ -136,19 +136,32 @@ def copies(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     return [t.clone() for t in tensors]
 
 
-def update_norms(new: Sequence[torch.Tensor], old: Sequence[torch.Tensor]) -> torch.Tensor:
-    """||W_after - W_before|| per layer for one optimizer step.
+UPDATE_SAMPLE = 16384  # weight entries per layer behind the update-to-weight ratio
 
-    Divided by ||W_before|| this is the update-to-weight ratio: around 1e-3 is the usual
-    healthy figure; far above means steps too large for the weights, far below a layer
-    that barely learns.
+
+def update_sample(weight: torch.Tensor) -> torch.Tensor:
+    """A fixed block of a layer's weights (its first rows) standing in for all of them.
+
+    Rows are exchangeable units, so the ratio on a block estimates the layer's ratio while
+    copying a bounded amount of memory per observed step, whatever the layer's size.
     """
-    new = [n.detach() for n in new]
+    flat = weight.detach().reshape(-1)
+    return flat[:UPDATE_SAMPLE] if flat.numel() > UPDATE_SAMPLE else flat
+
+
+def update_ratios(new: Sequence[torch.Tensor], old: Sequence[torch.Tensor]) -> torch.Tensor:
+    """||W_after - W_before|| / ||W_before|| per layer for one optimizer step, on samples.
+
+    Around 1e-3 is the usual healthy figure; far above means steps too large for the
+    weights, far below a layer that barely learns.
+    """
+    new = [update_sample(n) for n in new]
     if hasattr(torch, "_foreach_sub") and len({t.dtype for t in new}) == 1:
         deltas = list(torch._foreach_sub(new, list(old)))
     else:
         deltas = [n - o for n, o in zip(new, old)]
-    return norms(deltas)
+    both = norms(deltas + list(old))
+    return both[: len(deltas)] / both[len(deltas):].clamp_min(1e-30)
 
 
 # ---- series measures on Python floats ----

@@ -159,18 +159,19 @@ class GradientMonitor:
         step, names, before = self._snapshot
         self._snapshot = None
         with torch.no_grad():
-            deltas = M.update_norms([self._modules[n].weight for n in names], before)
-        self._unsynced_updates.append((step, names, deltas))
+            ratios = M.update_ratios([self._modules[n].weight for n in names], before)
+        self._unsynced_updates.append((step, names, ratios))
 
     def _observe_now(self, step: int) -> None:
         rec, self._record = self._record, StepRecord()
         with torch.no_grad():
             names = [n for n, m in self.layers if m.weight.grad is not None]
             weights = [self._modules[n].weight for n in names]
-            keys, tensors, counts = rec.norm_list()
-            # Every norm of the step in one fused call: weight gradients, weights, activations, gradients.
-            parts = [M.norms([w.grad for w in weights] + weights + tensors)]
-            self._snapshot = (step, names, M.copies(weights))
+            keys, hook_norms, counts = rec.norm_list()
+            parts = [M.norms([w.grad for w in weights] + weights)]  # one fused call for all layers
+            if hook_norms is not None:
+                parts.append(hook_norms)
+            self._snapshot = (step, names, M.copies([M.update_sample(w) for w in weights]))
             fraction_keys = list(rec.fractions)
             if fraction_keys:
                 parts.append(torch.stack([rec.fractions[k] for k in fraction_keys]))
@@ -240,8 +241,8 @@ class GradientMonitor:
             obs = self._by_step.get(step)
             for name in names:
                 layer = obs.layers.get(name) if obs is not None else None
-                if layer is not None and layer.weight_norm > 0:
-                    layer.update_ratio = values[i] / layer.weight_norm
+                if layer is not None:
+                    layer.update_ratio = values[i]
                 i += 1
 
     def _build(self, step: int, names: list[str], grad_norms: list[float], weight_norms: list[float],

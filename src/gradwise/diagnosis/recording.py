@@ -1,14 +1,15 @@
 """What the monitor's hooks collect during one on-cadence step, and how it comes back.
 
-Hooks do as little as possible: they keep references to the tensors whose norms are needed
-(layer outputs, activation outputs, their gradients) and compute only what cannot wait
-(masks of active ReLU units, saturation, which later in-place operations could change).
-:meth:`StepRecord.collect` then takes every norm in one fused call and returns one flat
-vector, so an observed step costs one device synchronisation.
+Hooks take each norm as soon as its tensor exists (on the batch's first rows) and keep only
+the 0-d result: holding on to activations or gradients would stop PyTorch from reusing
+their memory during the backward pass, which costs more than the norms themselves. The
+monitor then stacks these results with the weight norms into one vector, so an observed
+step costs one device synchronisation.
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -19,6 +20,15 @@ from torch import nn
 from . import measures as M
 
 Key = tuple[str, str]  # (measure, module name)
+# Scales and gradient norms are taken on the batch's first rows: a gain is a ratio of two
+# norms over the same examples, so a sample of examples estimates it without reading every
+# activation of a large batch.
+NORM_ROWS = 64
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor:
+    t = t.detach()
+    return t[:NORM_ROWS] if t.dim() > 1 and t.shape[0] > NORM_ROWS else t
 
 
 @dataclass
@@ -28,14 +38,15 @@ class StepRecord:
     order: list[str] = field(default_factory=list)  # weighted layers and activations, as called
     input_x: torch.Tensor | None = None  # what the first layer received
     first: tuple[str, nn.Linear] | None = None  # the first Linear, whose input gradient we compute
-    to_norm: dict[Key, torch.Tensor] = field(default_factory=dict)
+    norms: dict[Key, torch.Tensor] = field(default_factory=dict)  # 0-d norms
+    counts: dict[Key, int] = field(default_factory=dict)  # entries behind each scale norm
     fractions: dict[Key, torch.Tensor] = field(default_factory=dict)  # 0-d saturation fractions
     masks: dict[str, tuple[torch.Tensor, int]] = field(default_factory=dict)  # active units, examples
     grad_in_from: dict[str, str] = field(default_factory=dict)  # layer -> activation feeding it
     owner: dict[str, str] = field(default_factory=dict)  # activation -> layer it follows
     last_output: tuple[str, torch.Tensor, Any] | None = None
     last_layer: str | None = None
-    act_outputs: dict[int, tuple[str, torch.Tensor]] = field(default_factory=dict)
+    act_outputs: dict[int, tuple[str, Any]] = field(default_factory=dict)  # id -> (name, weakref)
 
     # ---- forward hooks ----
 
@@ -47,19 +58,26 @@ class StepRecord:
             self.input_x = x.detach()
         self.order.append(name)
         self.last_layer = name
-        self.to_norm[("z_rms", name)] = output.detach()
+        self._norm(("z_rms", name), output, count=True)
         if output.requires_grad:
             # A first Linear's input needs no gradient; ||dJ/dx|| = ||dJ/dz W|| is computed later.
-            if isinstance(module, nn.Linear) and (x is None or not x.requires_grad) and self.first is None:
+            first = isinstance(module, nn.Linear) and (x is None or not x.requires_grad) and self.first is None
+            if first:
                 self.first = (name, module)
-            handle = output.register_hook(partial(self._keep, ("grad_out", name)))
+            handle = output.register_hook(partial(self._on_grad_out, name, module if first else None))
             self.last_output = (name, output, handle)
         if x is not None and x.requires_grad:
             source = self.act_outputs.get(id(x))
-            if source is not None and source[1] is x:
+            if source is not None and source[1]() is x:
                 self.grad_in_from[name] = source[0]  # the same tensor as an activation's output
             else:
                 x.register_hook(partial(self._keep, ("grad_in", name)))
+
+    def _norm(self, key: Key, t: torch.Tensor, count: bool = False) -> None:
+        rows = _rows(t)
+        self.norms[key] = M.tensor_norm(rows)
+        if count:
+            self.counts[key] = rows.numel()
 
     def on_activation(self, name: str, kind: str, module: nn.Module, inputs: tuple, output: Any) -> None:
         if not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
@@ -68,14 +86,12 @@ class StepRecord:
         if self.last_layer is not None and self.last_layer not in self.owner.values():
             self.owner[name] = self.last_layer  # the first activation after a layer completes its block
         last, self.last_output = self.last_output, None
-        if last is not None and inputs and inputs[0] is last[1]:
-            self.to_norm.pop(("z_rms", last[0]), None)  # the activation's scale is shown instead
-            if self.first is None or self.first[0] != last[0]:
-                last[2].remove()  # the block ends after this activation; dJ/dz is not needed
-        self.to_norm[("act_rms", name)] = output.detach()
+        if last is not None and inputs and inputs[0] is last[1] and (self.first is None or self.first[0] != last[0]):
+            last[2].remove()  # the block ends after this activation; the layer's dJ/dz is not needed
+        self._norm(("act_rms", name), output, count=True)
         if output.requires_grad:
             output.register_hook(partial(self._keep, ("grad_act", name)))
-            self.act_outputs[id(output)] = (name, output)
+            self.act_outputs[id(output)] = (name, weakref.ref(output))  # never keep activations alive
         if kind == "relu":
             # Judged from the output: an in-place ReLU has already overwritten its input.
             self.masks[name] = (M.active_units(output), int(output.shape[0]) if output.dim() else 1)
@@ -83,18 +99,20 @@ class StepRecord:
             self.fractions[("saturation", name)] = _saturation(module, inputs[0], output)
 
     def _keep(self, key: Key, grad: torch.Tensor) -> None:
-        self.to_norm[key] = grad.detach()
+        self._norm(key, grad)
+
+    def _on_grad_out(self, name: str, first_linear: nn.Linear | None, grad: torch.Tensor) -> None:
+        rows = _rows(grad)
+        self.norms[("grad_out", name)] = M.tensor_norm(rows)
+        if first_linear is not None:  # ||dJ/dx|| of the first layer = ||dJ/dz W||
+            self.norms[("grad_in", name)] = M.tensor_norm(rows @ first_linear.weight.detach())
 
     # ---- after backward ----
 
-    def norm_list(self) -> tuple[list[Key], list[torch.Tensor], dict[Key, int]]:
-        """Keys and tensors to take norms of, and the entry counts for turning norms into RMS."""
-        tensors = dict(self.to_norm)
-        if self.first is not None and ("grad_out", self.first[0]) in tensors:
-            name, linear = self.first
-            tensors[("grad_in", name)] = tensors[("grad_out", name)] @ linear.weight.detach()
-        counts = {k: t.numel() for k, t in tensors.items() if k[0] in ("z_rms", "act_rms")}
-        return list(tensors), list(tensors.values()), counts
+    def norm_list(self) -> tuple[list[Key], torch.Tensor | None, dict[Key, int]]:
+        """Keys, their norms stacked into one vector, and the entries behind each scale norm."""
+        keys = list(self.norms)
+        return keys, torch.stack([self.norms[k] for k in keys]) if keys else None, self.counts
 
 
 def _saturation(module: nn.Module, z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
