@@ -16,7 +16,7 @@ from torch import nn
 from gradwise import TrainConfig
 from gradwise.cli import main
 from gradwise.data import load_table, split_table
-from gradwise.diagnosis import GradientMonitor
+from gradwise.diagnosis import DEFAULT_EVERY, GradientMonitor
 from gradwise.training import fit
 
 EPOCHS = 5
@@ -177,8 +177,8 @@ def test_three_layer_relu_he_adam_on_normalized_inputs_is_healthy(data):
 
 def test_healthy_at_the_default_cadence_too():
     monitor = GradientMonitor()
-    fit(TrainConfig(layers=3, epochs=8), splits("breast_cancer"), callbacks=[monitor])
-    assert monitor.every == 10 and len(monitor.observations) > 5
+    fit(TrainConfig(layers=3, epochs=12), splits("breast_cancer"), callbacks=[monitor])
+    assert monitor.every == DEFAULT_EVERY and len(monitor.observations) > 3
     assert monitor.diagnose().healthy
 
 

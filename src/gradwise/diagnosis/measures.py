@@ -112,20 +112,20 @@ def hard_saturation_fraction(out: torch.Tensor, low: float, high: float) -> torc
     return ((out <= low) | (out >= high)).float().mean()
 
 
-def active_units(out: torch.Tensor) -> torch.Tensor:
-    """Boolean per unit: positive for at least one example (ReLU family: gradient flows)."""
-    # The largest value per unit, then one comparison per unit: cheaper than comparing every entry.
+def unit_max(out: torch.Tensor) -> torch.Tensor:
+    """Largest output of each unit over the batch; a ReLU unit with max <= 0 passed no gradient."""
+    out = out.detach()
     if out.dim() == 2:
-        return out.detach().amax(dim=0) > 0
-    return per_unit(out).amax(dim=(0, 2)) > 0
+        return out.amax(dim=0)
+    return per_unit(out).amax(dim=(0, 2))
 
 
-def alive_union(masks: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Units active in at least one of several batches (a unit is dead if active in none)."""
-    alive = masks[0]
-    for mask in masks[1:]:
-        alive = alive | mask
-    return alive
+def pooled_max(maxima: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Per-unit maximum over several batches (a unit is dead if it is <= 0 in all of them)."""
+    pooled = maxima[0]
+    for m in maxima[1:]:
+        pooled = torch.maximum(pooled, m)
+    return pooled
 
 
 def copies(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -149,19 +149,18 @@ def update_sample(weight: torch.Tensor) -> torch.Tensor:
     return flat[:UPDATE_SAMPLE] if flat.numel() > UPDATE_SAMPLE else flat
 
 
-def update_ratios(new: Sequence[torch.Tensor], old: Sequence[torch.Tensor]) -> torch.Tensor:
-    """||W_after - W_before|| / ||W_before|| per layer for one optimizer step, on samples.
+def update_norms(new: Sequence[torch.Tensor], old: Sequence[torch.Tensor]) -> torch.Tensor:
+    """[||W_after - W_before|| per layer, then ||W_before|| per layer] for one optimizer step.
 
-    Around 1e-3 is the usual healthy figure; far above means steps too large for the
-    weights, far below a layer that barely learns.
+    Their ratio is the update-to-weight ratio: around 1e-3 is the usual healthy figure; far
+    above means steps too large for the weights, far below a layer that barely learns.
     """
-    new = [update_sample(n) for n in new]
+    new = [n.detach() for n in new]
     if hasattr(torch, "_foreach_sub") and len({t.dtype for t in new}) == 1:
         deltas = list(torch._foreach_sub(new, list(old)))
     else:
         deltas = [n - o for n, o in zip(new, old)]
-    both = norms(deltas + list(old))
-    return both[: len(deltas)] / both[len(deltas):].clamp_min(1e-30)
+    return norms(deltas + list(old))
 
 
 # ---- series measures on Python floats ----

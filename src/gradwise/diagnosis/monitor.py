@@ -36,7 +36,7 @@ from ..errors import ConfigError
 from . import measures as M
 from .recording import StepRecord
 
-DEFAULT_EVERY = 10
+DEFAULT_EVERY = 20  # one observed step in 20 keeps the average cost near 1% (benchmarks/monitor_overhead.py)
 
 
 @dataclass
@@ -94,6 +94,7 @@ class GradientMonitor:
         self._alive_history: dict[str, deque] = {}
         self._by_step: dict[int, Observation] = {}
         self._dead_examples: dict[str, int] = {}
+        self._direct: frozenset[str] = frozenset()  # layers seen feeding an activation directly
         if model is not None:
             self.attach(model, optimizer)
 
@@ -108,6 +109,9 @@ class GradientMonitor:
         if not self.layers:
             raise ConfigError(f"{type(model).__name__} has no layer with a weight matrix to monitor")
         self._modules = dict(self.layers)
+        self._direct = frozenset()
+        self._record = StepRecord()
+        self._samples: dict[str, tuple[int, torch.Tensor]] = {}
         self._activation_modules = {name: m for name, m, _ in self.activations}
         if optimizer is not None:
             self.optimizer = optimizer
@@ -159,11 +163,13 @@ class GradientMonitor:
         step, names, before = self._snapshot
         self._snapshot = None
         with torch.no_grad():
-            ratios = M.update_ratios([self._modules[n].weight for n in names], before)
-        self._unsynced_updates.append((step, names, ratios))
+            norms = M.update_norms([self._sample(n) for n in names], before)
+        self._unsynced_updates.append((step, names, norms))
 
     def _observe_now(self, step: int) -> None:
-        rec, self._record = self._record, StepRecord()
+        rec = self._record
+        self._direct = frozenset(rec.fed_directly) if rec.order else self._direct
+        self._record = StepRecord(direct=self._direct)
         with torch.no_grad():
             names = [n for n, m in self.layers if m.weight.grad is not None]
             weights = [self._modules[n].weight for n in names]
@@ -171,7 +177,7 @@ class GradientMonitor:
             parts = [M.norms([w.grad for w in weights] + weights)]  # one fused call for all layers
             if hook_norms is not None:
                 parts.append(hook_norms)
-            self._snapshot = (step, names, M.copies([M.update_sample(w) for w in weights]))
+            self._snapshot = (step, names, M.copies([self._sample(n) for n in names]))
             fraction_keys = list(rec.fractions)
             if fraction_keys:
                 parts.append(torch.stack([rec.fractions[k] for k in fraction_keys]))
@@ -188,26 +194,35 @@ class GradientMonitor:
             measured[key] /= math.sqrt(max(count, 1))  # norm -> RMS
         measured.update(zip(fraction_keys, values.take(len(fraction_keys))))
         for name, size in dead_layout:
-            measured[("dead", name)] = 1.0 - sum(values.take(size)) / max(size, 1)
+            measured[("dead", name)] = sum(1 for v in values.take(size) if not v > 0) / max(size, 1)
         scales = [v / math.sqrt(max(feature_count, 1)) for v in values.take(values.remaining())]
         obs = self._build(step, names, grad_norms, weight_norms, rec, measured, M.input_scale_summary(scales))
         self.observations.append(obs)
         self._by_step[step] = obs
 
+    def _sample(self, name: str) -> torch.Tensor:
+        """The layer's fixed block of weights for update ratios (a view, rebuilt if the weight moved)."""
+        weight = self._modules[name].weight
+        cached = self._samples.get(name)
+        if cached is None or cached[0] != weight.data_ptr():
+            cached = (weight.data_ptr(), M.update_sample(weight))
+            self._samples[name] = cached
+        return cached[1]
+
     def _dead_masks(self, rec: StepRecord, parts: list[torch.Tensor]) -> list[tuple[str, int]]:
-        """Append each ReLU layer's active-unit mask, pooled over enough recent batches."""
+        """Append each ReLU layer's per-unit maxima, pooled over enough recent batches."""
         layout, masks = [], []
-        for name, (mask, n) in rec.masks.items():
+        for name, (mask, n) in rec.unit_max.items():
             history = self._alive_history.setdefault(name, deque())
             history.append((mask, n))
             # Keep just enough recent batches to judge "never active" on DEAD_MIN_EXAMPLES examples.
             while len(history) > 1 and sum(k for _, k in history) - history[0][1] >= M.DEAD_MIN_EXAMPLES:
                 history.popleft()
-            masks.append(mask if len(history) == 1 else M.alive_union([m for m, _ in history]))
+            masks.append(mask if len(history) == 1 else M.pooled_max([m for m, _ in history]))
             layout.append((name, mask.numel()))
             self._dead_examples[name] = sum(k for _, k in history)
         if masks:
-            parts.append(torch.cat(masks).float())
+            parts.append(torch.cat(masks))
         return layout
 
     def _sync(self, parts: list[torch.Tensor]) -> list[float]:
@@ -220,7 +235,7 @@ class GradientMonitor:
         tail = [losses] + [u for _, _, u in updates]
         device = parts[0].device
         everything = [p if p.device == device else p.to(device) for p in parts + tail]
-        values = torch.cat([p.reshape(-1) for p in everything]).tolist()
+        values = torch.cat([p if p.dim() == 1 else p.reshape(-1) for p in everything]).tolist()
         n_tail = sum(t.numel() for t in tail)
         own, rest = values[: len(values) - n_tail], values[len(values) - n_tail:]
         loss_values = rest[: losses.numel()]
@@ -236,14 +251,17 @@ class GradientMonitor:
         return torch.stack([b if b.dim() == 0 else b.float().mean() for b in buffer])
 
     def _assign_updates(self, updates: list[tuple[int, list[str], torch.Tensor]], values: list[float]) -> None:
+        """Each update arrives as [||dW|| per layer, ||W|| per layer] on the sampled block."""
         i = 0
         for step, names, _ in updates:
             obs = self._by_step.get(step)
-            for name in names:
+            n = len(names)
+            for k, name in enumerate(names):
                 layer = obs.layers.get(name) if obs is not None else None
                 if layer is not None:
-                    layer.update_ratio = values[i]
-                i += 1
+                    delta, weight = values[i + k], values[i + n + k]
+                    layer.update_ratio = delta / weight if weight > 0 else math.nan
+            i += 2 * n
 
     def _build(self, step: int, names: list[str], grad_norms: list[float], weight_norms: list[float],
                rec: StepRecord, measured: dict[tuple[str, str], float], input_scale: dict | None) -> Observation:
@@ -253,7 +271,7 @@ class GradientMonitor:
         order = [name for name in rec.order if name in layers] or names
         _fill_layers(layers, order, rec.owner, measured, self._activation_modules)
         for act, owner in rec.owner.items():
-            if owner in layers and act in rec.masks:
+            if owner in layers and act in rec.unit_max:
                 layers[owner].dead_examples = self._dead_examples.get(act, 0)
         ordered = {name: layers[name] for name in dict.fromkeys(order + names)}
         return Observation(step=step, loss=self._last_loss, layers=ordered, input_scale=input_scale)

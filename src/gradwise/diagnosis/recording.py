@@ -33,18 +33,24 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class StepRecord:
-    """Tensors gathered by the hooks during one on-cadence forward/backward pass."""
+    """Tensors gathered by the hooks during one on-cadence forward/backward pass.
 
+    ``direct`` names the layers known (from an earlier step) to feed an activation directly;
+    their own output gradient and scale are not needed, so no hook or norm is spent on them.
+    """
+
+    direct: frozenset[str] = frozenset()
     order: list[str] = field(default_factory=list)  # weighted layers and activations, as called
     input_x: torch.Tensor | None = None  # what the first layer received
     first: tuple[str, nn.Linear] | None = None  # the first Linear, whose input gradient we compute
     norms: dict[Key, torch.Tensor] = field(default_factory=dict)  # 0-d norms
     counts: dict[Key, int] = field(default_factory=dict)  # entries behind each scale norm
     fractions: dict[Key, torch.Tensor] = field(default_factory=dict)  # 0-d saturation fractions
-    masks: dict[str, tuple[torch.Tensor, int]] = field(default_factory=dict)  # active units, examples
+    unit_max: dict[str, tuple[torch.Tensor, int]] = field(default_factory=dict)  # ReLU: max per unit, examples
     grad_in_from: dict[str, str] = field(default_factory=dict)  # layer -> activation feeding it
     owner: dict[str, str] = field(default_factory=dict)  # activation -> layer it follows
-    last_output: tuple[str, torch.Tensor, Any] | None = None
+    fed_directly: set[str] = field(default_factory=set)  # layers whose output went straight into an activation
+    pending: tuple[str, torch.Tensor, Any] | None = None  # latest layer output not yet consumed
     last_layer: str | None = None
     act_outputs: dict[int, tuple[str, Any]] = field(default_factory=dict)  # id -> (name, weakref)
 
@@ -53,25 +59,33 @@ class StepRecord:
     def on_layer(self, name: str, module: nn.Module, inputs: tuple, output: Any) -> None:
         if not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
             return  # evaluation passes are not training steps
+        self.settle()
         x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
         if self.input_x is None and x is not None and not self.order:
             self.input_x = x.detach()
         self.order.append(name)
         self.last_layer = name
-        self._norm(("z_rms", name), output, count=True)
         if output.requires_grad:
-            # A first Linear's input needs no gradient; ||dJ/dx|| = ||dJ/dz W|| is computed later.
+            # A first Linear's input needs no gradient; ||dJ/dx|| = ||dJ/dz W|| from dJ/dz.
             first = isinstance(module, nn.Linear) and (x is None or not x.requires_grad) and self.first is None
             if first:
                 self.first = (name, module)
-            handle = output.register_hook(partial(self._on_grad_out, name, module if first else None))
-            self.last_output = (name, output, handle)
+            handle = None
+            if first or name not in self.direct:
+                handle = output.register_hook(partial(self._on_grad_out, name, module if first else None))
+            self.pending = (name, output, handle)
         if x is not None and x.requires_grad:
             source = self.act_outputs.get(id(x))
             if source is not None and source[1]() is x:
                 self.grad_in_from[name] = source[0]  # the same tensor as an activation's output
             else:
                 x.register_hook(partial(self._keep, ("grad_in", name)))
+
+    def settle(self) -> None:
+        """A layer output that no activation consumed is the block's output: record its scale."""
+        if self.pending is not None:
+            self._norm(("z_rms", self.pending[0]), self.pending[1], count=True)
+            self.pending = None
 
     def _norm(self, key: Key, t: torch.Tensor, count: bool = False) -> None:
         rows = _rows(t)
@@ -85,16 +99,21 @@ class StepRecord:
         self.order.append(name)
         if self.last_layer is not None and self.last_layer not in self.owner.values():
             self.owner[name] = self.last_layer  # the first activation after a layer completes its block
-        last, self.last_output = self.last_output, None
-        if last is not None and inputs and inputs[0] is last[1] and (self.first is None or self.first[0] != last[0]):
-            last[2].remove()  # the block ends after this activation; the layer's dJ/dz is not needed
+        pending, self.pending = self.pending, None
+        if pending is not None and inputs and inputs[0] is pending[1]:
+            self.fed_directly.add(pending[0])
+            if pending[2] is not None and (self.first is None or self.first[0] != pending[0]):
+                pending[2].remove()  # the block ends after this activation; the layer's dJ/dz is not needed
+        elif pending is not None:
+            self.pending = pending
+            self.settle()
         self._norm(("act_rms", name), output, count=True)
         if output.requires_grad:
             output.register_hook(partial(self._keep, ("grad_act", name)))
             self.act_outputs[id(output)] = (name, weakref.ref(output))  # never keep activations alive
         if kind == "relu":
             # Judged from the output: an in-place ReLU has already overwritten its input.
-            self.masks[name] = (M.active_units(output), int(output.shape[0]) if output.dim() else 1)
+            self.unit_max[name] = (M.unit_max(output), int(output.shape[0]) if output.dim() else 1)
         elif kind == "saturating":
             self.fractions[("saturation", name)] = _saturation(module, inputs[0], output)
 
@@ -111,6 +130,7 @@ class StepRecord:
 
     def norm_list(self) -> tuple[list[Key], torch.Tensor | None, dict[Key, int]]:
         """Keys, their norms stacked into one vector, and the entries behind each scale norm."""
+        self.settle()
         keys = list(self.norms)
         return keys, torch.stack([self.norms[k] for k in keys]) if keys else None, self.counts
 

@@ -30,8 +30,9 @@ EXPLODING_RATIO = 100.0
 UNSCALED_RATIO = 100.0
 UNSCALED_MAX = 50.0
 # Losses this many times the starting loss mean training blew up, even if it recovered.
-SPIKE_WARNING = 3.0
-SPIKE = 10.0
+SPIKE_WARNING = 3.0  # sustained over three steps
+SPIKE_SINGLE = 4.0  # in a single step
+SPIKE = 10.0  # sustained: critical
 
 # Findings present from the first step are ordered cause before symptom; those that appeared
 # during training usually follow from the step size, so the loss comes first there.
@@ -120,6 +121,8 @@ def flow_measures(obs: Observation) -> dict[str, Any] | None:
     depth_gain = math.prod(gains)  # inf when a gradient overflowed: exploding
     return {
         "depth_gain": depth_gain,
+        # The hidden stack alone: a large output-layer gain must not hide vanishing below it.
+        "hidden_gain": math.prod(gains[:-1]) if len(gains) > 2 else math.nan,
         "gain_per_layer": depth_gain ** (1 / len(gains)) if math.isfinite(depth_gain) else math.inf,
         "grad_ratio": rel[0] / best if math.isfinite(rel[0]) and best > 0 and math.isfinite(best) else math.nan,
         "gains": dict(zip(names, gains)),
@@ -135,7 +138,7 @@ def _flow_window(observations: Sequence[Observation]) -> list[tuple[str, dict[st
         windows.append(("setup", first))
     lates = [m for m in (flow_measures(o) for o in late(observations)) if m is not None]
     if lates:
-        merged = {k: _median_with_inf([m[k] for m in lates]) for k in ("depth_gain", "gain_per_layer", "grad_ratio")}
+        merged = {k: _median_with_inf([m[k] for m in lates]) for k in ("depth_gain", "hidden_gain", "gain_per_layer", "grad_ratio")}
         merged["gains"] = lates[-1]["gains"]
         merged["relative_gradients"] = lates[-1]["relative_gradients"]
         windows.append(("training", merged))
@@ -154,15 +157,16 @@ def _median_with_inf(values: Sequence[float]) -> float:
 def rule_vanishing(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
     for origin, m in _flow_window(mon.observations):
         # Both: the signal shrinks over the depth and the first layer really learns slower.
-        if m["depth_gain"] < VANISHING_RATIO and m["grad_ratio"] < 0.1:
+        if m["hidden_gain"] < VANISHING_RATIO and m["grad_ratio"] < 0.1:
             gains = m["gains"]
             names = list(gains)
             # The early layers: those whose relative gradient is under 10% of the best layer's.
             rel = m["relative_gradients"]
             best = max(M.finite(rel.values()))
             layers = [n for n in names if not rel[n] >= 0.1 * best] or names[:1]
-            severity = "critical" if m["depth_gain"] < VANISHING_RATIO**2 else "warning"
+            severity = "critical" if m["hidden_gain"] < VANISHING_RATIO**2 else "warning"
             evidence = {
+                "hidden_gain": m["hidden_gain"],
                 "depth_gain": m["depth_gain"],
                 "gain_per_layer": m["gain_per_layer"],
                 "first_to_best_relative_gradient": m["grad_ratio"],
@@ -171,9 +175,9 @@ def rule_vanishing(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
             return Finding(
                 "vanishing_gradient", severity, layers, evidence, F.for_vanishing(ctx), origin=origin,
                 explanation=(
-                    f"The gradient reaching the first layer is {m['depth_gain']:.2g} times the one at the "
-                    f"output (about {m['gain_per_layer']:.2g} per layer, the measured |w g'(z)| of "
-                    "section 1): factors below 1 multiply over depth, so the early layers barely learn."
+                    f"The gradient reaching the first layer is {m['hidden_gain']:.2g} times the one leaving the "
+                    "last hidden layer (the product of the measured factors |w g'(z)| of section 1): factors "
+                    "below 1 multiply over depth, so the early layers barely learn."
                 ),
             )
     return None
@@ -325,32 +329,34 @@ def rule_diverging(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
 
 
 def _loss_spike(losses: Sequence[float]) -> dict[str, float] | None:
-    """The loss peak when it rises over SPIKE_WARNING times the loss at initialization.
+    """Evidence of a blow-up: the loss rising far over its value at initialization.
 
-    With enough steps the peak is taken over medians of three consecutive steps, so one
-    unlucky batch (an outlier-heavy regression batch) is not called a divergence.
+    Either three consecutive steps (their median) reach SPIKE_WARNING times the starting
+    loss, or one step reaches SPIKE_SINGLE times it; one unlucky batch of an outlier-heavy
+    regression does neither.
     """
     if len(losses) < 2:
         return None
     start = losses[0]  # the loss at initialization, before any update could overshoot
+    if not start > 0:
+        return None
     window = 3 if len(losses) >= 6 else 1
-    rolling = [M.median(losses[i:i + window]) or 0.0 for i in range(1, len(losses) - window + 1)]
-    if not rolling or not start > 0:
+    rolling = [M.median(losses[i:i + window]) or 0.0 for i in range(1, len(losses) - window + 1)] or [0.0]
+    sustained, single = max(rolling), max(losses[1:])
+    if sustained < SPIKE_WARNING * start and single < SPIKE_SINGLE * start:
         return None
-    peak = max(rolling)
-    if peak < SPIKE_WARNING * start:
-        return None
-    return {"loss_start": start, "loss_peak": peak, "peak_step": rolling.index(peak) + 1, "loss_end": losses[-1]}
+    return {"loss_start": start, "loss_peak": single, "sustained_peak": sustained,
+            "peak_step": losses.index(single), "loss_end": losses[-1]}
 
 
 def spike_finding(spike: dict[str, float], ctx: F.Context) -> Finding:
-    ratio = spike["loss_peak"] / spike["loss_start"]
+    severe = spike["sustained_peak"] >= SPIKE * spike["loss_start"]
     return Finding(
-        "diverging_loss", "critical" if ratio >= SPIKE**2 else "warning", [], spike, F.for_diverging(ctx),
+        "diverging_loss", "critical" if severe else "warning", [], spike, F.for_diverging(ctx),
         origin="training",
         explanation=(
-            f"The loss jumped from {spike['loss_start']:.3g} to {spike['loss_peak']:.3g} at step "
-            f"{spike['peak_step']}: the learning rate overshoots and throws the weights out of range."
+            f"The loss jumped from {spike['loss_start']:.3g} at initialization to {spike['loss_peak']:.3g} "
+            f"at step {spike['peak_step']}: the learning rate overshoots and throws the weights out of range."
         ),
     )
 
