@@ -1,7 +1,9 @@
 """The monitor's measurements, one small function each.
 
 Tensor measures run on the model's device and return tensors (never Python numbers), so a
-monitored step can gather all of them and synchronise once. Series measures work on the
+monitored step can gather all of them and synchronise once. They expect to be called under
+``torch.no_grad()`` (the monitor's hooks are), so they build no autograd graph and need no
+``detach`` (each detach is one more operator call on every observed step). Series measures work on the
 Python floats that come back from that synchronisation.
 
 Vocabulary (document section 1): for a layer computing z = W a_prev + b and a = g(z), the
@@ -47,7 +49,6 @@ def is_weighted_layer(module: nn.Module) -> bool:
 
 def tensor_norm(t: torch.Tensor) -> torch.Tensor:
     """The L2 norm of a whole tensor as float32 (half precision is summed in float32)."""
-    t = t.detach()
     if t.dtype in (torch.float16, torch.bfloat16):
         return torch.linalg.vector_norm(t, dtype=torch.float32)
     norm = torch.linalg.vector_norm(t)
@@ -70,7 +71,6 @@ def rms(t: torch.Tensor) -> torch.Tensor:
 
 def per_unit(t: torch.Tensor) -> torch.Tensor:
     """View a batch as (examples, units, positions): units are features or channels."""
-    t = t.detach()
     if t.dim() == 1:
         return t.reshape(-1, 1, 1)
     return t.reshape(t.shape[0], t.shape[1], -1)
@@ -81,7 +81,6 @@ def feature_norms(x: torch.Tensor) -> tuple[torch.Tensor, int]:
 
     norm / sqrt(entries) is the feature's RMS: its scale as the layer sees it.
     """
-    x = x.detach()
     if x.dim() == 2:
         return torch.linalg.vector_norm(x, dim=0), x.shape[0]
     u = per_unit(x)
@@ -103,18 +102,16 @@ def input_scale_summary(scales: Sequence[float]) -> dict[str, float] | None:
 
 def saturation_fraction(z: torch.Tensor, threshold: float) -> torch.Tensor:
     """Fraction of pre-activations with |z| > threshold, where g' is nearly zero."""
-    return (z.detach().abs() > threshold).float().mean()
+    return (z.abs() > threshold).float().mean()
 
 
 def hard_saturation_fraction(out: torch.Tensor, low: float, high: float) -> torch.Tensor:
     """Fraction of outputs pinned at a hard activation's bounds (zero gradient there)."""
-    out = out.detach()
     return ((out <= low) | (out >= high)).float().mean()
 
 
 def unit_max(out: torch.Tensor) -> torch.Tensor:
     """Largest output of each unit over the batch; a ReLU unit with max <= 0 passed no gradient."""
-    out = out.detach()
     if out.dim() == 2:
         return out.amax(dim=0)
     return per_unit(out).amax(dim=(0, 2))
@@ -129,8 +126,8 @@ def pooled_max(maxima: Sequence[torch.Tensor]) -> torch.Tensor:
 
 
 def copies(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Detached copies of many tensors (one fused call where possible)."""
-    tensors = [t.detach() for t in tensors]
+    """Copies of many tensors (one fused call where possible)."""
+    tensors = list(tensors)
     if hasattr(torch, "_foreach_mul") and len({t.dtype for t in tensors}) == 1:
         return list(torch._foreach_mul(tensors, 1.0))
     return [t.clone() for t in tensors]
@@ -155,7 +152,7 @@ def update_norms(new: Sequence[torch.Tensor], old: Sequence[torch.Tensor]) -> to
     Their ratio is the update-to-weight ratio: around 1e-3 is the usual healthy figure; far
     above means steps too large for the weights, far below a layer that barely learns.
     """
-    new = [n.detach() for n in new]
+    new = list(new)
     if hasattr(torch, "_foreach_sub") and len({t.dtype for t in new}) == 1:
         deltas = list(torch._foreach_sub(new, list(old)))
     else:

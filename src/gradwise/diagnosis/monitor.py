@@ -137,11 +137,15 @@ class GradientMonitor:
                 handle.remove()
             self._handles = []
 
-    def _layer_hook(self, name: str, *args: Any) -> None:
-        self._record.on_layer(name, *args)  # the record of the step being run, replaced at observe
+    def _layer_hook(self, name: str, module: nn.Module, inputs: tuple, output: Any) -> None:
+        if torch.is_grad_enabled():  # evaluation passes under no_grad are not training steps
+            with torch.no_grad():
+                self._record.on_layer(name, module, inputs, output)  # the record is replaced at observe
 
-    def _activation_hook(self, name: str, kind: str, *args: Any) -> None:
-        self._record.on_activation(name, kind, *args)
+    def _activation_hook(self, name: str, kind: str, module: nn.Module, inputs: tuple, output: Any) -> None:
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                self._record.on_activation(name, kind, module, inputs, output)
 
     # ---- stepping ----
 

@@ -27,7 +27,6 @@ NORM_ROWS = 64
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:
-    t = t.detach()
     return t[:NORM_ROWS] if t.dim() > 1 and t.shape[0] > NORM_ROWS else t
 
 
@@ -57,12 +56,13 @@ class StepRecord:
     # ---- forward hooks ----
 
     def on_layer(self, name: str, module: nn.Module, inputs: tuple, output: Any) -> None:
-        if not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
-            return  # evaluation passes are not training steps
+        """Forward hook body, run under no_grad by the monitor for training passes only."""
+        if not isinstance(output, torch.Tensor):
+            return
         self.settle()
         x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
         if self.input_x is None and x is not None and not self.order:
-            self.input_x = x.detach()
+            self.input_x = x
         self.order.append(name)
         self.last_layer = name
         if output.requires_grad:
@@ -94,7 +94,7 @@ class StepRecord:
             self.counts[key] = rows.numel()
 
     def on_activation(self, name: str, kind: str, module: nn.Module, inputs: tuple, output: Any) -> None:
-        if not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
+        if not isinstance(output, torch.Tensor):
             return
         self.order.append(name)
         if self.last_layer is not None and self.last_layer not in self.owner.values():
@@ -118,13 +118,15 @@ class StepRecord:
             self.fractions[("saturation", name)] = _saturation(module, inputs[0], output)
 
     def _keep(self, key: Key, grad: torch.Tensor) -> None:
-        self._norm(key, grad)
+        with torch.no_grad():
+            self._norm(key, grad)
 
     def _on_grad_out(self, name: str, first_linear: nn.Linear | None, grad: torch.Tensor) -> None:
-        rows = _rows(grad)
-        self.norms[("grad_out", name)] = M.tensor_norm(rows)
-        if first_linear is not None:  # ||dJ/dx|| of the first layer = ||dJ/dz W||
-            self.norms[("grad_in", name)] = M.tensor_norm(rows @ first_linear.weight.detach())
+        with torch.no_grad():
+            rows = _rows(grad)
+            self.norms[("grad_out", name)] = M.tensor_norm(rows)
+            if first_linear is not None:  # ||dJ/dx|| of the first layer = ||dJ/dz W||
+                self.norms[("grad_in", name)] = M.tensor_norm(rows @ first_linear.weight)
 
     # ---- after backward ----
 
