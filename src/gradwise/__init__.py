@@ -9,6 +9,7 @@
 
 from .config import TrainConfig
 from .data import FeatureEncoder, Normalizer, Splits, Table, TargetEncoder, load_table, split_table
+from .diagnosis import Diagnosis, Finding, Fix, GradientMonitor, render_diagnosis, run_chain
 from .errors import ConfigError, DataError, GradwiseError
 from .models import GradwiseModel, build_mlp, load_bundle, save_bundle
 from .training import EpochRecord, FitResult, StopTraining, TrainState, fit
@@ -18,9 +19,13 @@ __version__ = "0.1.0"
 __all__ = [
     "ConfigError",
     "DataError",
+    "Diagnosis",
     "EpochRecord",
     "FeatureEncoder",
+    "Finding",
+    "Fix",
     "FitResult",
+    "GradientMonitor",
     "GradwiseError",
     "GradwiseModel",
     "Normalizer",
@@ -34,6 +39,8 @@ __all__ = [
     "fit",
     "load_bundle",
     "load_table",
+    "render_diagnosis",
+    "run_chain",
     "save_bundle",
     "split_table",
 ]

@@ -18,12 +18,27 @@ PROBLEMS = (
 SEVERITIES = ("info", "warning", "critical")
 
 
-@dataclass(frozen=True)
-class Fix:
-    """One remedy in words, and where possible as TrainConfig changes (``{"lr": 1e-3}``)."""
+class Fix(str):
+    """One remedy: the words themselves, plus ``changes`` for a TrainConfig where possible.
 
-    text: str
-    changes: dict[str, Any] = field(default_factory=dict)
+    A Fix *is* its text, so ``"normalize inputs with minmax" in finding.fixes`` holds, and
+    ``config.replace(**fix.changes)`` applies it.
+
+    >>> fix = Fix("lower the learning rate to about 1e-3", {"lr": 1e-3})
+    >>> fix == "lower the learning rate to about 1e-3", fix.changes
+    (True, {'lr': 0.001})
+    """
+
+    changes: dict[str, Any]
+
+    def __new__(cls, text: str, changes: dict[str, Any] | None = None) -> "Fix":
+        fix = super().__new__(cls, text)
+        fix.changes = dict(changes or {})
+        return fix
+
+    @property
+    def text(self) -> str:
+        return str(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "changes": dict(self.changes)}
