@@ -34,8 +34,10 @@ def _num(value: Any, pct: bool = False) -> str:
 def layer_table(diagnosis: Diagnosis) -> Table:
     """Per layer: gradient norm, backward gain, saturation, dead units, update/weight, scale."""
     table = Table(title="Gradient flow per layer (medians over observed steps)", title_justify="left")
-    for column in ("layer", "activation", "|dJ/dW|", "gain", "saturated", "dead", "update/weight", "activation rms"):
-        table.add_column(column, justify="left" if column in ("layer", "activation") else "right")
+    # gain: ||dJ/d input|| / ||dJ/d output|| of the layer and its activation (section 1's |w g'(z)|);
+    # sat: sigmoid/tanh units with g' nearly 0; dead: ReLU units never active; rms: output scale.
+    for column in ("layer", "act", "|dJ/dW|", "gain", "sat", "dead", "update/W", "rms"):
+        table.add_column(column, justify="left" if column in ("layer", "act") else "right")
     for row in diagnosis.layers:
         table.add_row(
             row["layer"], row.get("activation") or "-", _num(row["grad_norm"]), _num(row["gain"]),
@@ -79,6 +81,8 @@ def render_diagnosis(diagnosis: Diagnosis, console: Console | None = None) -> No
         )
     if diagnosis.layers:
         console.print(layer_table(diagnosis))
+        console.print("gain = ||dJ/d input|| / ||dJ/d output|| per layer (the measured |w·g'(z)|); "
+                      "sat = sigmoid/tanh units with g' near 0; dead = ReLU units active for no example", style="dim")
     if diagnosis.healthy:
         console.print("[green]Healthy:[/] no finding above info.")
     else:

@@ -286,8 +286,8 @@ def rule_unscaled_inputs(mon: GradientMonitor, ctx: F.Context) -> Finding | None
         F.for_unscaled(ctx), origin="setup",
         explanation=(
             f"The first layer receives a feature of typical size {largest:.3g} while the median feature "
-            f"is {typical:.3g} ({ratio:.3g} times larger): that feature dominates because of its unit, and "
-            "it drives units into saturation (section 2: normalize inputs, usually to [0, 1])."
+            f"is {typical:.3g} ({ratio:.3g} times larger): it dominates the first layer because of its unit "
+            "of measurement and pushes units to extreme values (section 2: normalize inputs, usually to [0, 1])."
         ),
     )
 
