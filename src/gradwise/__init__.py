@@ -12,12 +12,36 @@ from .data import FeatureEncoder, Normalizer, Splits, Table, TargetEncoder, load
 from .diagnosis import Diagnosis, Finding, Fix, GradientMonitor, render_diagnosis, run_chain
 from .errors import ConfigError, DataError, GradwiseError
 from .models import GradwiseModel, build_mlp, load_bundle, save_bundle
+from .diagnosis import Diagnosis, Finding, GradientMonitor, run_chain
+from .optim import GD, Adam, Momentum, RMSprop, build_optimizer, make_schedule
 from .training import EpochRecord, FitResult, StopTraining, TrainState, fit
+
+# The tuner pulls in Optuna; load it only when one of its names is used.
+_TUNING_NAMES = ("tune", "TuneSpec", "TuneResult", "SearchSpace", "default_space", "load_space")
+
+
+def __getattr__(name: str):
+    if name in _TUNING_NAMES:
+        from . import tuning
+
+        return getattr(tuning, name)
+    raise AttributeError(f"module 'gradwise' has no attribute {name!r}")
 
 __version__ = "0.1.0"
 
 __all__ = [
+    *_TUNING_NAMES,
+    "Adam",
     "ConfigError",
+    "Diagnosis",
+    "Finding",
+    "GD",
+    "GradientMonitor",
+    "Momentum",
+    "RMSprop",
+    "build_optimizer",
+    "make_schedule",
+    "run_chain",
     "DataError",
     "Diagnosis",
     "EpochRecord",

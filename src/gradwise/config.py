@@ -132,3 +132,7 @@ def validate(c: TrainConfig) -> None:
     _require(c.patience is None or (isinstance(c.patience, int) and c.patience >= 1), f"--patience must be a positive integer, got {c.patience!r}")
     _require(isinstance(c.seed, int), f"--seed must be an integer, got {c.seed!r}")
     _require(isinstance(c.optimizer, str) and c.optimizer != "", f"--optimizer must be a name, got {c.optimizer!r}")
+    # A malformed --lr-decay fails here, when the configuration is built, not epochs later.
+    from .optim.schedules import make_schedule
+
+    make_schedule(c.lr_decay, c.lr, c.epochs)
