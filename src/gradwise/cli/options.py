@@ -12,6 +12,7 @@ import sys
 from typing import Any, Callable
 
 import click
+import torch
 
 from ..config import ACTIVATIONS, DEVICES, INITS, NORMALIZERS, TrainConfig
 from ..data import DEFAULT_SOURCE, Splits, load_table, split_table
@@ -64,6 +65,7 @@ loop_options = _stack(
     click.option("--epochs", type=int, default=_DEFAULTS.epochs, show_default=True),
     click.option("--patience", type=int, default=_DEFAULTS.patience, show_default=True, help="Early stopping after this many epochs without a better validation loss; 0 disables it."),
     click.option("--device", type=click.Choice(DEVICES), default=_DEFAULTS.device, show_default=True),
+    click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True, help="CPU threads for torch; 0 picks 1 for small models (faster, and robust on a busy machine), torch's default otherwise."),
 )
 
 output_options = _stack(
@@ -84,7 +86,24 @@ def config_from_options(options: dict[str, Any], **overrides: Any) -> TrainConfi
     if values.get("patience") == 0:
         values["patience"] = None
     values.update(overrides)
-    return TrainConfig(**values)
+    config = TrainConfig(**values)
+    set_threads(options.get("threads", 0), config)
+    return config
+
+
+# Below this much work per step (examples x hidden units), a second CPU thread costs more in
+# hand-offs than it saves, and on a loaded machine spinning threads can slow a step tenfold.
+SMALL_STEP_WORK = 1 << 16
+
+
+def set_threads(threads: int, config: TrainConfig) -> None:
+    """Set torch's CPU thread count: ``threads`` if given, else 1 for small steps."""
+    if threads:
+        torch.set_num_threads(threads)
+        return
+    batch = config.batch_size if isinstance(config.batch_size, int) else 1 << 20
+    if batch * config.hidden <= SMALL_STEP_WORK:
+        torch.set_num_threads(1)
 
 
 def splits_from_options(options: dict[str, Any]) -> Splits:
