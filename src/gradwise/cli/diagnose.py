@@ -25,7 +25,7 @@ def _epochs(options: dict[str, Any]) -> int:
 
 @click.command("diagnose")
 @training_options
-@click.option("--every", type=int, default=1, show_default=True, help="Observe every N-th step (1: every step).")
+@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True, help="Observe every N-th step (1: every step).")
 @output_options
 @handle_errors
 def command(every: int, as_json: bool, **options: Any) -> None:

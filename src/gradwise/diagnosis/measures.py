@@ -95,7 +95,7 @@ def input_scale_summary(scales: Sequence[float]) -> dict[str, float] | None:
     """
     if not scales:
         return None
-    largest = max(range(len(scales)), key=lambda i: scales[i])
+    largest = scales.index(max(scales))
     nonzero = [v for v in scales if v > 0]
     return {"max": scales[largest], "median": median(nonzero) if nonzero else 0.0, "feature": largest}
 

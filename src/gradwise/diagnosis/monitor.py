@@ -198,8 +198,10 @@ class GradientMonitor:
             measured[key] /= math.sqrt(max(count, 1))  # norm -> RMS
         measured.update(zip(fraction_keys, values.take(len(fraction_keys))))
         for name, size in dead_layout:
-            measured[("dead", name)] = sum(1 for v in values.take(size) if not v > 0) / max(size, 1)
-        scales = [v / math.sqrt(max(feature_count, 1)) for v in values.take(values.remaining())]
+            maxima = values.take(size)
+            measured[("dead", name)] = (size - sum(map((0.0).__lt__, maxima))) / max(size, 1)
+        root = math.sqrt(max(feature_count, 1))
+        scales = [v / root for v in values.take(values.remaining())]
         obs = self._build(step, names, grad_norms, weight_norms, rec, measured, M.input_scale_summary(scales))
         self.observations.append(obs)
         self._by_step[step] = obs
