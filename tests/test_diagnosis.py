@@ -5,8 +5,6 @@ import json
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 from click.testing import CliRunner

@@ -1,6 +1,5 @@
 """GradientMonitor: what it measures, against quantities computed independently here."""
 
-import copy
 import math
 
 import pytest

@@ -64,9 +64,6 @@ def norms(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack([tensor_norm(t) for t in tensors])
 
 
-def rms(t: torch.Tensor) -> torch.Tensor:
-    """Root mean square of all entries: the typical magnitude of an activation."""
-    return tensor_norm(t) / math.sqrt(max(t.numel(), 1))
 
 
 def per_unit(t: torch.Tensor) -> torch.Tensor:
@@ -167,12 +164,6 @@ def finite(values: Sequence[float]) -> list[float]:
     return [v for v in values if v is not None and math.isfinite(v)]
 
 
-def geometric_mean(values: Sequence[float]) -> float | None:
-    """Geometric mean of positive values: the typical per-layer factor of a product."""
-    positive = [v for v in finite(values) if v > 0]
-    if not positive:
-        return None
-    return math.exp(sum(math.log(v) for v in positive) / len(positive))
 
 
 def median(values: Sequence[float]) -> float | None:
@@ -198,10 +189,3 @@ def sign_change_fraction(series: Sequence[float]) -> float:
         return 0.0
     flips = sum(1 for d0, d1 in zip(diffs, diffs[1:]) if (d0 > 0) != (d1 > 0))
     return flips / (len(diffs) - 1)
-
-
-def relative_change(series: Sequence[float]) -> float | None:
-    """(last - first) / |first|: -0.5 means the loss halved, +1 means it doubled."""
-    if len(series) < 2 or series[0] == 0:
-        return None
-    return (series[-1] - series[0]) / abs(series[0])
