@@ -214,3 +214,14 @@ def test_train_monitor_reports_a_diagnosis_alongside_training():
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     assert "healthy" in doc["diagnosis"] and doc["diagnosis"]["layers"]
+
+
+def test_every_fix_is_its_text_and_its_changes_make_a_valid_config():
+    config = TrainConfig(layers=3, optimizer="gd", lr=10.0)
+    d = diagnose(config, splits("wine"))
+    first = d.main.fixes[0]
+    assert first == "lower the learning rate to about 3e-2" and first.changes == {"lr": 0.03}
+    for finding in d.findings:
+        for fix in finding.fixes:
+            assert isinstance(fix, str) and fix
+            config.replace(**fix.changes)  # raises ConfigError if a fix named an invalid setting
