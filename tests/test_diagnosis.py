@@ -225,3 +225,11 @@ def test_every_fix_is_its_text_and_its_changes_make_a_valid_config():
         for fix in finding.fixes:
             assert isinstance(fix, str) and fix
             config.replace(**fix.changes)  # raises ConfigError if a fix named an invalid setting
+
+
+@pytest.mark.parametrize("optimizer, lr", [("adam", 1e-6), ("gd", 1e-4)])
+def test_a_tiny_learning_rate_is_slow_convergence_and_the_first_fix_cures_it(optimizer, lr):
+    config = TrainConfig(layers=3, optimizer=optimizer, lr=lr)
+    d = diagnose(config, splits("breast_cancer"))
+    assert d.main.problem == "slow_convergence", d.problems()
+    assert cured(config, splits("breast_cancer"), None, d).healthy

@@ -86,7 +86,9 @@ def lower_lr(ctx: Context) -> Fix:
 
 
 def raise_lr(ctx: Context) -> Fix:
-    target = _round(min((ctx.lr or 1e-4) * 10, 1e-2 if ctx.adaptive else 1.0))
+    """Ten times larger, and at least a rate that usually trains (1e-3 Adam-like, 1e-2 GD)."""
+    floor, cap = (1e-3, 1e-2) if ctx.adaptive else (1e-2, 1.0)
+    target = _round(min(max((ctx.lr or floor) * 10, floor), cap))
     return Fix(f"raise the learning rate to about {fmt(target)}", {"lr": target})
 
 
