@@ -12,7 +12,6 @@ from .data import FeatureEncoder, Normalizer, Splits, Table, TargetEncoder, load
 from .diagnosis import Diagnosis, Finding, Fix, GradientMonitor, render_diagnosis, run_chain
 from .errors import ConfigError, DataError, GradwiseError
 from .models import GradwiseModel, build_mlp, load_bundle, save_bundle
-from .diagnosis import Diagnosis, Finding, GradientMonitor, run_chain
 from .optim import GD, Adam, Momentum, RMSprop, build_optimizer, make_schedule
 from .training import EpochRecord, FitResult, StopTraining, TrainState, fit
 
