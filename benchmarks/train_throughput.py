@@ -23,7 +23,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from gradwise import TrainConfig, fit
 from gradwise.data import FeatureEncoder, Part, Splits, TargetEncoder
 
-HIDDEN, LAYERS = 128, 3
+LAYERS = 3
+HIDDEN = 128  # set from --hidden
 
 
 def make_splits(rows: int, features: int, classes: int) -> Splits:
@@ -87,15 +88,18 @@ def sklearn_rate(splits: Splits, epochs: int, batch: int) -> float:
 
 
 def main() -> None:
+    global HIDDEN
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=60_000)
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--hidden", type=int, default=HIDDEN, help="units in each of the 3 hidden layers")
     parser.add_argument("--repeats", type=int, default=3, help="best of N runs per contender")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="threads for torch and for NumPy's BLAS alike")
     args = parser.parse_args()
+    HIDDEN = args.hidden
     # The same thread count for everyone: on a busy machine, spinning torch threads can be
     # 10x slower than one thread, which would measure the machine, not the loops.
     torch.set_num_threads(args.threads)
@@ -109,9 +113,12 @@ def main() -> None:
     }
     print(f"{args.rows} rows x {args.features} features, MLP {LAYERS}x{HIDDEN} ReLU, Adam lr 1e-3, batch {args.batch_size}, {args.epochs} epochs, torch threads {torch.get_num_threads()}")
     rates: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(args.repeats):  # interleave repeats so drift hits everyone alike
-        for name, run in contenders.items():
-            rates[name].append(run())
+    names = list(contenders)
+    for name in names:  # warm-up: first-call costs (allocator, lazy imports) are not the loop's
+        contenders[name]()
+    for repeat in range(args.repeats):  # interleave and rotate so drift hits everyone alike
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+            rates[name].append(contenders[name]())
     best = {name: max(values) for name, values in rates.items()}
     reference = best["gradwise loop + gradwise Adam"]
     print(f"{'contender':48s} {'samples/s':>12s} {'gradwise / it':>14s}")

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..models.mlp import build_mlp
 from ..models.model import GradwiseModel
 from ..optim import build_optimizer, make_schedule
+from .flat import ELEMENTWISE_OPTIMIZERS, FlatParameters
 from .callbacks import EpochRecord, StopTraining, TrainState, dispatch
 from .metrics import RunningMetrics, evaluate, loss_function
 from .progress import EpochProgress
@@ -51,10 +52,14 @@ def fit(config: TrainConfig, splits: Splits, callbacks: Iterable[Any] = (), prog
     model = build_model(config, splits)
     data = _tensors(model, splits, device)
     net = model.net.to(device)
-    optimizer = build_optimizer(config, net.parameters())
+    flat = FlatParameters(net)
+    optimizer = build_optimizer(config, flat.flatten() if config.optimizer in ELEMENTWISE_OPTIMIZERS else flat.params)
     state = TrainState(net, optimizer, config, splits.task)
-    trainer = _Trainer(config, state, data, callbacks, device)
-    stop_reason = trainer.run(progress)
+    trainer = _Trainer(config, state, data, callbacks, device, flat)
+    try:
+        stop_reason = trainer.run(progress)
+    finally:
+        flat.restore()
     metrics = {name: _metrics(net, data, name, splits.task) for name in ("train", "val", "test")}
     model.to("cpu")
     return FitResult(model, config, state.history, metrics, stop_reason, state.step, trainer.best_epoch, time.perf_counter() - started, splits.task)
@@ -106,8 +111,8 @@ def _metrics(net: nn.Module, data, name: str, task: str) -> dict[str, float]:
 class _Trainer:
     """The epoch loop with early stopping; small methods so each rule is visible."""
 
-    def __init__(self, config: TrainConfig, state: TrainState, data, callbacks: list, device: torch.device) -> None:
-        self.config, self.state, self.data, self.callbacks = config, state, data, callbacks
+    def __init__(self, config: TrainConfig, state: TrainState, data, callbacks: list, device: torch.device, flat: FlatParameters) -> None:
+        self.config, self.state, self.data, self.callbacks, self.flat = config, state, data, callbacks, flat
         self.loss_fn = loss_function(state.task)
         self.schedule = make_schedule(config.lr_decay, config.lr, config.epochs)
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -162,7 +167,7 @@ class _Trainer:
             xb, yb = X[start : start + B], y[start : start + B]
             if len(xb) == 1 and self.config.batch_norm:
                 continue  # batch norm cannot normalize a single example; skip the remainder
-            optimizer.zero_grad(set_to_none=True)
+            self.flat.zero_grad(optimizer)
             out = net(xb)
             loss = self.loss_fn(out, yb)
             loss.backward()
