@@ -45,7 +45,7 @@ def main() -> None:
             before, after = untuned["metrics"]["test"]["rmse"], tuned["final"]["test"]["rmse"]
             rows.append((before, after))
             best = {k: tuned["best"]["config"][k] for k in ("lr", "hidden", "batch_size", "layers", "lr_decay")}
-            print(f"diabetes --seed {seed}: untuned train test RMSE {before:.2f}; tune --trials {args.trials} test RMSE {after:.2f} ({'beats' if after < before else 'does NOT beat'} untuned; val {tuned['untuned_val']:.2f} -> {tuned['best']['value']:.2f}); best {json.dumps(best)}")
+            print(f"diabetes --seed {seed}: untuned train test RMSE {before:.2f}; tune --trials {args.trials} test RMSE {after:.2f} ({'beats' if after < before else 'does NOT beat'} untuned; val {tuned['untuned_val']:.2f} -> {tuned['best']['value']:.2f}); best {json.dumps(best)}; kept: {tuned['final'].get('chosen')}")
         mean_before, mean_after = (sum(r[i] for r in rows) / len(rows) for i in (0, 1))
         print(f"diabetes mean over seeds {args.seeds}: untuned {mean_before:.2f}, tuned {mean_after:.2f} ({'beats' if mean_after < mean_before else 'does NOT beat'} untuned)")
 

@@ -24,6 +24,7 @@ STRATEGY_HELP = "staged: α first, then β/hidden/batch size, then layers/decay 
 @click.option("--space", "space_file", type=click.Path(path_type=Path), default=None, help="TOML, JSON or YAML file that narrows, widens, fixes or adds parameters.")
 @click.option("--pruner", type=click.Choice(["hyperband", "halving", "median", "none"]), default="hyperband", show_default=True)
 @click.option("--metric", type=click.Choice(["accuracy", "rmse", "r2", "loss"]), default=None, help="Validation metric to optimize. Default: accuracy (classification), rmse (regression).")
+@click.option("--cv", default="auto", show_default=True, help="Score trials by k-fold cross-validation over train+val: auto (5 folds under 2,000 rows), 0 (off) or k.")
 @click.option("--epochs", type=int, default=60, show_default=True, help="Most epochs per trial (the pruner's resource).")
 @click.option("--patience", type=int, default=10, show_default=True, help="Early stopping per trial; 0 disables it.")
 @click.option("--activation", default=None, help="Hidden activation for every trial (default relu).")
@@ -80,7 +81,16 @@ def spec_from_options(options: dict[str, Any], resume: bool = False):
         split_seed=options["seed"], drop_invalid=options["drop_invalid"], space=space.to_dict(), base=base,
         strategy=options["strategy"], pruner=options["pruner"], metric=options["metric"], n_trials=options["n_trials"],
         timeout=options["timeout"], workers=options["workers"], seed=options["seed"], monitor=not options["no_monitor"],
+        cv=_cv(options["cv"]),
     )
+
+
+def _cv(value: str) -> Any:
+    """'auto' or an integer; anything else is left for TuneSpec to refuse with the rule."""
+    try:
+        return int(value)
+    except ValueError:
+        return value
 
 
 def render_result(result: Any) -> None:
@@ -103,7 +113,7 @@ def render_result(result: Any) -> None:
     final = data["final"]
     if final:
         test = ", ".join(f"{k} {v:.4g}" for k, v in final["test"].items())
-        console.print(f"retrained on train+val for {final['epochs']} epochs; test: {test}")
+        console.print(f"final model: {final['chosen']}; trained {final['epochs']} epochs max with early stopping; test: {test}")
     for name, path in data["files"].items():
         console.print(f"{name}: {path}")
 

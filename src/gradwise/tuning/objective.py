@@ -92,17 +92,44 @@ def fatal_finding(monitor: Any) -> str | None:
     return None
 
 
+def mean_curve_best(curves: list[list[float]], maximize: bool) -> tuple[float, int]:
+    """(best value, its 1-based epoch) of the folds' validation curves averaged epoch by epoch.
+
+    Why one epoch for all folds, not each fold's own best: the minimum of a noisy curve is
+    optimistic, and more so the noisier the curve, so "mean of per-fold bests" favours
+    high-α configurations whose validation score jumps around — on diabetes those won the
+    cross-validation and then lost on the test rows. Choosing a single epoch on the mean
+    curve lets the k folds' noise average out first, and that epoch is the one the final
+    refit on train + val trains for. A fold stopped early by patience keeps its last value
+    for the later epochs (it had stopped improving).
+    """
+    length = max(len(c) for c in curves)
+    padded = [c + [c[-1]] * (length - len(c)) for c in curves]
+    means = [sum(values) / len(values) for values in zip(*padded)]
+    pick = max if maximize else min
+    best = pick(range(length), key=lambda e: means[e])
+    return means[best], best + 1
+
+
 class Objective:
     """``objective(trial)``: configure with ``plan``, train, report, return the validation metric.
 
     ``plan(trial, space)`` returns the TrainConfig values this trial tries (see
     :mod:`gradwise.tuning.strategies`); everything else comes from ``base``.
+
+    With ``folds`` (a list of Splits from :func:`~gradwise.tuning.folds.make_folds`) the
+    score is the best epoch of the folds' mean validation curve (:func:`mean_curve_best`). Fold 0 is
+    trained first and is the one reported to the pruner epoch by epoch: it is the same rows
+    in every trial, so its curves are comparable and a poor configuration is pruned after
+    one partial fit rather than k. The other folds run only for configurations that
+    survive fold 0.
     """
 
-    def __init__(self, splits: Any, space: SearchSpace, plan: Any, metric: str, base: TrainConfig | None = None, monitor: bool = True) -> None:
+    def __init__(self, splits: Any, space: SearchSpace, plan: Any, metric: str, base: TrainConfig | None = None, monitor: bool = True, folds: list[Any] | None = None) -> None:
         self.splits, self.space, self.plan, self.metric = splits, space, plan, metric
         self.base = (base or TrainConfig()).replace(**space.defaults())
         self.monitor = monitor
+        self.folds = folds or None
 
     def config_for(self, trial: optuna.Trial) -> TrainConfig:
         config = self.base.replace(**self.plan(trial, self.space))
@@ -110,21 +137,43 @@ class Objective:
         return config
 
     def __call__(self, trial: optuna.Trial) -> float:
+        config = self.config_for(trial)
+        if self.folds is None:
+            value, result = self._fit(trial, config, self.splits, report=True)
+            trial.set_user_attr("epochs_run", len(result.history))
+            trial.set_user_attr("best_epoch", result.best_epoch or len(result.history))
+            trial.set_user_attr("stop_reason", result.stop_reason)
+            return value
+        curves = []
+        for index, fold in enumerate(self.folds):
+            _, result = self._fit(trial, config, fold, report=index == 0)
+            curves.append([epoch_metric(record, self.metric) for record in result.history])
+        value, epoch = mean_curve_best(curves, METRICS[self.metric] == "maximize")
+        trial.set_user_attr("cv_folds", len(self.folds))
+        # Each fold's score at the chosen epoch: finalize compares the best trial with the
+        # untuned one fold by fold (result.choose_final).
+        trial.set_user_attr("fold_values", [c[min(epoch, len(c)) - 1] for c in curves])
+        trial.set_user_attr("fold_epochs_run", [len(c) for c in curves])
+        trial.set_user_attr("best_epoch", epoch)
+        trial.set_user_attr("epochs_run", max(len(c) for c in curves))
+        trial.set_user_attr("stop_reason", result.stop_reason)
+        return value
+
+    def _fit(self, trial: optuna.Trial, config: TrainConfig, splits: Any, report: bool) -> tuple[float, Any]:
+        """(validation metric, FitResult) of one fit; prunes on divergence, and per epoch if ``report``."""
         from ..training.loop import fit  # lazy: importing the tuner should not import torch work
 
-        config = self.config_for(trial)
-        monitor = make_monitor() if self.monitor else None
-        callbacks = ([monitor] if monitor is not None else []) + [PruningCallback(trial, self.metric, monitor)]
-        result = fit(config, self.splits, callbacks=callbacks)
+        callbacks: list[Any] = []
+        if report:
+            monitor = make_monitor() if self.monitor else None
+            callbacks = ([monitor] if monitor is not None else []) + [PruningCallback(trial, self.metric, monitor)]
+        result = fit(config, splits, callbacks=callbacks)
         value = metric_value(result.metrics.get("val", {}), self.metric)
-        trial.set_user_attr("epochs_run", len(result.history))
-        trial.set_user_attr("best_epoch", result.best_epoch or len(result.history))
-        trial.set_user_attr("stop_reason", result.stop_reason)
         if not math.isfinite(value):
             reason = f"diverging_loss: {result.stop_reason}"
             trial.set_user_attr("prune_reason", reason)
             raise optuna.TrialPruned(reason)
-        return value
+        return value, result
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

@@ -88,9 +88,30 @@ def _take_trial(study: optuna.Study, spec: TuneSpec, journal: Path | None) -> tu
             return None, True
         if limit is not None and counts.finished + counts.running >= limit:
             return None, False
+        if spec.strategy == "staged":
+            enqueue_alpha_grid(study, spec)
         trial = study.ask()
         trial.set_user_attr(WORKER_ATTR, worker_id())
         return trial, False
+
+
+def enqueue_alpha_grid(study: optuna.Study, spec: TuneSpec) -> None:
+    """Queue the next point of the high stage's α grid (:func:`~gradwise.tuning.strategies.alpha_grid`).
+
+    One at a time, just before a trial is asked for and under the budget lock: queued all at
+    creation, the grid would outlive a small budget as never-run WAITING trials, and two
+    workers would each queue it.
+    """
+    from .strategies import alpha_grid, stage_at
+
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state == TrialState.WAITING for t in trials) or stage_at(spec.budget.spent(study)) != 0:
+        return
+    used = {t.user_attrs.get("grid") for t in trials}
+    for index, params in enumerate(alpha_grid(spec.search_space())):
+        if index not in used:
+            study.enqueue_trial(params, user_attrs={"stage": 0, "grid": index})
+            return
 
 
 def run_one(study: optuna.Study, trial: optuna.Trial, objective: Callable[[optuna.Trial], float]) -> TrialState:

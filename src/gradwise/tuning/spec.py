@@ -47,6 +47,9 @@ class TuneSpec:
     workers: int = 1
     seed: int = 0
     monitor: bool = True
+    # Score each trial by k-fold cross-validation over train + val: "auto" (5 folds below
+    # 2,000 rows, where one validation split is too small to select on), 0 (off) or k.
+    cv: Any = "auto"
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -59,6 +62,8 @@ class TuneSpec:
             raise ConfigError(f"--trials must be a positive integer, got {self.n_trials!r}")
         if self.timeout is not None and not self.timeout > 0:
             raise ConfigError(f"--timeout must be a positive number of seconds, got {self.timeout!r}")
+        if not (self.cv == "auto" or (isinstance(self.cv, int) and (self.cv == 0 or self.cv >= 2))):
+            raise ConfigError(f"--cv must be 'auto', 0 (off) or a number of folds >= 2; got {self.cv!r}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be a positive integer, got {self.workers!r}")
 
@@ -101,8 +106,12 @@ def load_splits(spec: TuneSpec) -> Any:
 
 
 def build_objective(spec: TuneSpec, splits: Any) -> Objective:
+    from .folds import make_folds, resolve_folds
+
     plan = make_plan(spec.strategy, spec.budget)
-    return Objective(splits, spec.search_space(), plan, spec.metric_for(splits.task), spec.base_config(), monitor=spec.monitor)
+    k = resolve_folds(spec.cv, len(splits.train) + len(splits.val))
+    folds = make_folds(splits, k, seed=spec.split_seed) if k else None
+    return Objective(splits, spec.search_space(), plan, spec.metric_for(splits.task), spec.base_config(), monitor=spec.monitor, folds=folds)
 
 
 def read_spec(study: optuna.Study) -> TuneSpec:
