@@ -142,14 +142,17 @@ def write_trials_csv(study: optuna.Study, path: Path) -> Path:
 def importance_table(study: optuna.Study, space: SearchSpace) -> list[dict[str, Any]]:
     """Empirical importance of each searched parameter beside the document's tier, largest first."""
     params = [p for p in space.params.values() if p.kind != "categorical"]
-    scratch = optuna.create_study(direction=study.direction)
+    rows_of_values = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         config = trial.user_attrs.get("config")
-        if not config or not math.isfinite(trial.value):
-            continue
-        values = {p.name: _clip(p, to_raw_value(p, config.get(p.name, p.default))) for p in params}
-        scratch.add_trial(optuna.create_trial(params=values, distributions={p.name: p.distribution() for p in params}, value=trial.value))
-    scores, method = _evaluate(scratch)
+        if config and math.isfinite(trial.value):
+            rows_of_values.append(({p.name: _clip(p, to_raw_value(p, config.get(p.name, p.default))) for p in params}, trial.value))
+    # A parameter that never changed explains nothing; leaving it in would hand it a share.
+    varied = [p for p in params if len({values[p.name] for values, _ in rows_of_values}) > 1]
+    scratch = optuna.create_study(direction=study.direction)
+    for values, value in rows_of_values:
+        scratch.add_trial(optuna.create_trial(params={p.name: values[p.name] for p in varied}, distributions={p.name: p.distribution() for p in varied}, value=value))
+    scores, method = _evaluate(scratch) if varied else ({}, None)
     rows = [{"param": p.name, "empirical": scores.get(p.name), "document": p.tier, "searched": p.enabled} for p in params]
     rows.sort(key=lambda r: -(r["empirical"] or 0.0))
     for row in rows:
