@@ -48,6 +48,7 @@ def test_tune_prints_one_json_document_and_writes_model_trials_and_importance(tm
     assert document["metric"] == "accuracy" and document["direction"] == "maximize"
     assert set(document["best"]["config"]) >= {"lr", "hidden", "batch_size", "layers"}
     assert 0 <= document["final"]["test"]["accuracy"] <= 1
+    assert document["final"]["chosen"].startswith(("best trial", "untuned defaults"))
     assert document["untuned_val"] is not None  # trial 0 is the defaults, the baseline to beat
     importance = {row["param"]: row for row in document["importance"]}
     assert importance["lr"]["document"] == "high" and importance["hidden"]["document"] == "medium"
@@ -87,7 +88,7 @@ def _values(study: optuna.Study, numbers: list[int]) -> dict[int, tuple]:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_interrupted_tune_resumes_the_same_study_keeping_every_finished_trial(tmp_path, sig, cli):
     out, space = tmp_path / "run", _space(tmp_path, 20)
-    process = _tune("--trials", 5, "--space", space, "--out", out, "--pruner", "none", "--json")
+    process = _tune("--trials", 5, "--space", space, "--out", out, "--pruner", "none", "--cv", 0, "--json")
     finished = _wait_for_finished(out, 2, process, mid_trial=True)
     before = _values(_study(out), finished)
     process.send_signal(sig)
@@ -115,7 +116,7 @@ def test_interrupted_tune_resumes_the_same_study_keeping_every_finished_trial(tm
 
 def test_workers_option_runs_local_worker_processes_on_the_journal(tmp_path, cli):
     out = tmp_path / "run"
-    result = cli("tune", "--data", "builtin:iris", "--trials", 4, "--workers", 2, "--space", _space(tmp_path, 3), "--out", out, "--json")
+    result = cli("tune", "--data", "builtin:iris", "--trials", 4, "--workers", 2, "--space", _space(tmp_path, 3), "--out", out, "--cv", 0, "--json")
     assert result.code == 0, result.stderr
     study = _study(out)
     assert len(study.trials) == 4

@@ -82,16 +82,16 @@ def test_cross_validated_objective_scores_the_mean_fold_curve(iris):
 
 
 def test_staged_study_starts_with_the_defaults_then_an_alpha_grid(iris):
-    spec = TuneSpec(data="builtin:iris", n_trials=15, timeout=None, base={"epochs": 1, "patience": None}, monitor=False)
+    spec = TuneSpec(data="builtin:iris", n_trials=24, timeout=None, base={"epochs": 1, "patience": None}, monitor=False)
     storage = optuna.storages.InMemoryStorage()
     create_study(spec, storage, "s", "classification")
     study, spec = load_study(storage, "s", spec, worker_seed=0)
     run_worker(study, spec, iris)
     lrs = [t.user_attrs["config"]["lr"] for t in study.trials]
     assert study.trials[0].user_attrs.get("untuned") and lrs[0] == 1e-3
-    # The grid comes next (the high stage is 6 of the 15 trials), queued one at a time: nothing is left over.
+    # The grid comes next (the high stage is 6 of the 24 trials), queued one at a time: nothing is left over.
     assert lrs[1 : 1 + len(ALPHA_GRID)] == pytest.approx([1e-3 * f for f in ALPHA_GRID])
-    assert len(study.trials) == 15
+    assert len(study.trials) == 24
 
 
 def _cv_study(untuned_folds, best_folds):

@@ -23,9 +23,9 @@ def iris():
     return split_table(load_table("builtin:iris"), seed=0)
 
 
-def test_budget_split_is_forty_forty_twenty():
-    assert STAGE_SHARES == (0.4, 0.4, 0.2)
-    assert [stage_at(f) for f in (0.0, 0.39, 0.4, 0.79, 0.8, 0.99, 1.5)] == [0, 0, 1, 1, 2, 2, 2]
+def test_budget_split_is_twenty_five_forty_five_thirty():
+    assert STAGE_SHARES == (0.25, 0.45, 0.3)
+    assert [stage_at(f) for f in (0.0, 0.24, 0.25, 0.69, 0.7, 0.99, 1.5)] == [0, 0, 1, 1, 2, 2, 2]
 
 
 def _toy_score(config):
@@ -35,7 +35,7 @@ def _toy_score(config):
 
 def test_staged_search_goes_alpha_first_then_medium_around_best_alpha_then_low_tier():
     space = default_space("momentum")
-    plan = staged_plan(Budget(n_trials=10))
+    plan = staged_plan(Budget(n_trials=20))  # 25/45/30 %: trials 0-4, 5-13, 14-19
     study = optuna.create_study(direction="maximize", sampler=make_sampler("staged", 0))
 
     def objective(trial):
@@ -43,18 +43,18 @@ def test_staged_search_goes_alpha_first_then_medium_around_best_alpha_then_low_t
         trial.set_user_attr("config", config)
         return _toy_score(config)
 
-    study.optimize(objective, n_trials=10)
+    study.optimize(objective, n_trials=20)
     trials = study.trials
-    assert [set(t.params) for t in trials[:4]] == [{"lr"}] * 4
-    for t in trials[4:8]:
+    assert [set(t.params) for t in trials[:5]] == [{"lr"}] * 5
+    for t in trials[5:14]:
         assert set(t.params) == {"lr", "beta", "hidden", "batch_size"}
         best_alpha = max(trials[: t.number], key=lambda u: u.value).user_attrs["config"]["lr"]  # best so far
         assert best_alpha / NARROW_FACTOR * 0.999 <= t.params["lr"] <= best_alpha * NARROW_FACTOR * 1.001
-    best_medium = max(trials[:8], key=lambda t: t.value).user_attrs["config"]
-    for t in trials[8:]:
+    best_medium = max(trials[:14], key=lambda t: t.value).user_attrs["config"]
+    for t in trials[14:]:
         assert set(t.params) == {"layers", "lr_decay"}
         assert {k: t.user_attrs["config"][k] for k in ("lr", "beta", "hidden", "batch_size")} == {k: best_medium[k] for k in ("lr", "beta", "hidden", "batch_size")}
-    assert [t.user_attrs["stage"] for t in trials] == [0] * 4 + [1] * 4 + [2] * 2
+    assert [t.user_attrs["stage"] for t in trials] == [0] * 5 + [1] * 9 + [2] * 6
 
 
 def test_timeout_budget_is_counted_in_trial_seconds():

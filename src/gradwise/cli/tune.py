@@ -12,7 +12,7 @@ from ..errors import GradwiseError
 from ._errors import handle_errors
 from .options import data_options, emit_json, output_options
 
-STRATEGY_HELP = "staged: α first, then β/hidden/batch size, then layers/decay (40/40/20% of the budget); joint: TPE over everything; random."
+STRATEGY_HELP = "staged: α first, then β/hidden/batch size, then layers/decay (25/45/30% of the budget); joint: TPE over everything; random."
 
 
 @click.command("tune")
