@@ -3,15 +3,16 @@
 - :mod:`~gradwise.tuning.space`: the parameters, their ranges and importance tiers;
   :mod:`~gradwise.tuning.space_file` changes them from a --space file.
 - :mod:`~gradwise.tuning.objective`: ``objective(trial)`` trains one configuration and
-  reports/prunes each epoch.
+  reports/prunes each epoch; :mod:`~gradwise.tuning.folds`: k-fold scores for small tables.
 - :mod:`~gradwise.tuning.strategies`: staged, joint and random search on Optuna samplers.
 - :mod:`~gradwise.tuning.storage`: journal file or PostgreSQL, heartbeats, stale-trial retry.
 - :mod:`~gradwise.tuning.runner` / :mod:`~gradwise.tuning.workers`: the trial loop, local
   worker processes; :mod:`~gradwise.tuning.session`: ``tune()``; :mod:`~gradwise.tuning.result`.
 """
 
-from .objective import METRICS, Objective, PruningCallback
-from .result import TuneResult, finalize, importance_table
+from .folds import make_folds, resolve_folds
+from .objective import METRICS, Objective, PruningCallback, mean_curve_best
+from .result import TuneResult, choose_final, finalize, importance_table
 from .runner import Counts, count_trials, run_worker
 from .session import tune
 from .space import TIERS, Param, SearchSpace, default_space
@@ -34,6 +35,7 @@ __all__ = [
     "TuneResult",
     "TuneSpec",
     "build_objective",
+    "choose_final",
     "count_trials",
     "default_space",
     "fail_stale_trials",
@@ -41,9 +43,12 @@ __all__ = [
     "importance_table",
     "load_space",
     "load_splits",
+    "make_folds",
     "make_pruner",
     "make_sampler",
+    "mean_curve_best",
     "open_storage",
+    "resolve_folds",
     "run_worker",
     "staged_plan",
     "tune",
