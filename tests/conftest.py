@@ -36,6 +36,17 @@ def cli():
     return run_cli
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """The suite's models are tiny: one torch thread is faster and immune to other load."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ---- PostgreSQL (tuning engineer): a fresh database on the real server per test session ----
 
 POSTGRES_ADMIN_URL = os.environ.get("GRADWISE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

@@ -20,14 +20,6 @@ from gradwise.training import fit
 EPOCHS = 5
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 _SPLITS = {}
 
 

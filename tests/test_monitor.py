@@ -10,15 +10,6 @@ from gradwise.diagnosis import GradientMonitor
 from gradwise.diagnosis.chain import ACTIVATIONS
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors: one thread is faster and immune to other processes' load.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _mlp(seed=0, act=nn.ReLU, widths=(5, 16, 16, 3)):
     torch.manual_seed(seed)
     mods = []

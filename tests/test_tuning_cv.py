@@ -7,7 +7,6 @@ from collections import Counter
 import numpy as np
 import optuna
 import pytest
-import torch
 
 from gradwise import TrainConfig, fit, load_table, split_table
 from gradwise.errors import ConfigError
@@ -19,7 +18,6 @@ from gradwise.tuning.runner import create_study, load_study, run_worker
 from gradwise.tuning.strategies import ALPHA_GRID
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

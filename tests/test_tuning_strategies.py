@@ -7,7 +7,6 @@ import math
 
 import optuna
 import pytest
-import torch
 from optuna.trial import TrialState
 
 from gradwise import TrainConfig, load_table, split_table
@@ -15,7 +14,6 @@ from gradwise.tuning import Budget, Objective, default_space, make_pruner, make_
 from gradwise.tuning.strategies import NARROW_FACTOR, STAGE_SHARES, joint_plan, stage_at
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="module")

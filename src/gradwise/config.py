@@ -103,7 +103,8 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def _is_number(value: Any) -> bool:
+def is_finite_number(value: Any) -> bool:
+    """A real int or float (not a bool), neither NaN nor infinite."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -119,14 +120,14 @@ def validate(c: TrainConfig) -> None:
     _choice("device", c.device, DEVICES)
     _require(isinstance(c.layers, int) and 0 <= c.layers <= 100, f"--layers must be an integer in [0, 100], got {c.layers!r}")
     _require(isinstance(c.hidden, int) and 1 <= c.hidden <= 100_000, f"--hidden must be an integer in [1, 100000], got {c.hidden!r}")
-    _require(_is_number(c.dropout) and 0 <= c.dropout < 1, f"--dropout must be in [0, 1), got {c.dropout!r}")
-    _require(_is_number(c.lr) and c.lr > 0, f"--lr must be a positive number, got {c.lr!r}; try 1e-3")
+    _require(is_finite_number(c.dropout) and 0 <= c.dropout < 1, f"--dropout must be in [0, 1), got {c.dropout!r}")
+    _require(is_finite_number(c.lr) and c.lr > 0, f"--lr must be a positive number, got {c.lr!r}; try 1e-3")
     for name in ("beta", "beta1", "beta2"):
         value = getattr(c, name)
-        _require(_is_number(value) and 0 <= value < 1, f"--{name} must be in [0, 1), got {value!r}")
-    _require(_is_number(c.eps) and c.eps > 0, f"--eps must be a positive number, got {c.eps!r}; try 1e-8")
-    _require(_is_number(c.weight_decay) and c.weight_decay >= 0, f"--weight-decay must be >= 0, got {c.weight_decay!r}")
-    _require(c.clip_grad is None or (_is_number(c.clip_grad) and c.clip_grad > 0), f"--clip-grad must be a positive number, got {c.clip_grad!r}")
+        _require(is_finite_number(value) and 0 <= value < 1, f"--{name} must be in [0, 1), got {value!r}")
+    _require(is_finite_number(c.eps) and c.eps > 0, f"--eps must be a positive number, got {c.eps!r}; try 1e-8")
+    _require(is_finite_number(c.weight_decay) and c.weight_decay >= 0, f"--weight-decay must be >= 0, got {c.weight_decay!r}")
+    _require(c.clip_grad is None or (is_finite_number(c.clip_grad) and c.clip_grad > 0), f"--clip-grad must be a positive number, got {c.clip_grad!r}")
     object.__setattr__(c, "batch_size", parse_batch_size(c.batch_size))
     _require(isinstance(c.epochs, int) and not isinstance(c.epochs, bool) and c.epochs >= 1, f"--epochs must be a positive integer, got {c.epochs!r}")
     _require(c.patience is None or (isinstance(c.patience, int) and c.patience >= 1), f"--patience must be a positive integer, got {c.patience!r}")

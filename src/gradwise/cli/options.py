@@ -7,7 +7,6 @@ so the command line and the Python API cannot drift apart.
 from __future__ import annotations
 
 import json
-import math
 import sys
 from typing import Any, Callable
 
@@ -16,6 +15,7 @@ import torch
 
 from ..config import ACTIVATIONS, DEVICES, INITS, NORMALIZERS, TrainConfig
 from ..data import DEFAULT_SOURCE, Splits, load_table, split_table
+from ..files import jsonable
 
 _DEFAULTS = TrainConfig()
 
@@ -110,21 +110,6 @@ def splits_from_options(options: dict[str, Any]) -> Splits:
     """Load, check and split the table the options name."""
     table = load_table(options["data"], options.get("target"), options.get("task"), options.get("drop_invalid", False))
     return split_table(table, options.get("split", "0.7,0.15,0.15"), options.get("seed", 0))
-
-
-def jsonable(value: Any) -> Any:
-    """Make ``value`` strict JSON: NaN and inf become null, NumPy/torch scalars plain numbers."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
-        return jsonable(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 def emit_json(document: Any) -> None:

@@ -18,7 +18,7 @@ from ..config import TrainConfig
 from ..data.encoding import FeatureEncoder, TargetEncoder
 from ..data.normalize import Normalizer
 from ..errors import GradwiseError
-from ..files import atomic_write
+from ..files import atomic_write, atomic_write_json
 from .mlp import build_mlp
 from .model import GradwiseModel
 
@@ -34,7 +34,7 @@ def save_bundle(model: GradwiseModel, directory: str | Path, config: TrainConfig
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"format": FORMAT, "model": model.describe(), "config": config.to_dict(), "metrics": metrics or {}, **(extra or {})}
     atomic_write(directory / WEIGHTS, lambda path: save_file(tensors, str(path)))
-    atomic_write(directory / METADATA, lambda path: Path(path).write_text(json.dumps(meta, indent=2, default=_json_default)))
+    atomic_write_json(directory / METADATA, meta)
     return directory
 
 
@@ -71,10 +71,3 @@ def _empty_model(desc: dict[str, Any], config: TrainConfig) -> GradwiseModel:
         TargetEncoder.from_dict(desc["target"]),
     )
 
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)

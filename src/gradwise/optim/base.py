@@ -7,29 +7,25 @@ its per-parameter buffers and hands lists of tensors to a stateless update funct
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor
 
+from ..config import is_finite_number
 from ..errors import ConfigError
 from ._compile import IMPLEMENTATIONS, choose
 
 Check = Callable[[str, Any], None]
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def check_lr(name: str, value: Any) -> None:
-    if not (_number(value) and value >= 0):
+    if not (is_finite_number(value) and value >= 0):
         raise ConfigError(f"{name} must be a number >= 0, got {value!r}; try 1e-3")
 
 
 def check_beta(name: str, value: Any) -> None:
-    if not (_number(value) and 0 <= value < 1):
+    if not (is_finite_number(value) and 0 <= value < 1):
         raise ConfigError(f"{name} must be a number in [0, 1), got {value!r}; try 0.9")
 
 
@@ -41,12 +37,12 @@ def check_betas(name: str, value: Any) -> None:
 
 
 def check_eps(name: str, value: Any) -> None:
-    if not (_number(value) and value > 0):
+    if not (is_finite_number(value) and value > 0):
         raise ConfigError(f"{name} must be a number > 0, got {value!r}; try 1e-8")
 
 
 def check_weight_decay(name: str, value: Any) -> None:
-    if not (_number(value) and value >= 0):
+    if not (is_finite_number(value) and value >= 0):
         raise ConfigError(f"{name} must be a number >= 0, got {value!r}; use 0 for none")
 
 

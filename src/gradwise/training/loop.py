@@ -26,7 +26,7 @@ from ..models.model import GradwiseModel
 from ..optim import build_optimizer, make_schedule
 from .flat import ELEMENTWISE_OPTIMIZERS, FlatParameters
 from .callbacks import EpochRecord, StopTraining, TrainState, dispatch
-from .metrics import RunningMetrics, evaluate, loss_function
+from .metrics import RunningMetrics, evaluate, loss_function, target_variance
 from .progress import EpochProgress
 from .result import FitResult
 
@@ -124,7 +124,7 @@ class _Trainer:
 
     def run(self, progress: bool) -> str:
         dispatch(self.callbacks, "on_train_start", self.state)
-        reason = f"completed {self.config.epochs} epochs"
+        reason = None
         with EpochProgress(self.config.epochs, enabled=progress) as bar:
             try:
                 for epoch in range(self.config.epochs):
@@ -136,10 +136,9 @@ class _Trainer:
                     reason = self._stop_reason(record)
                     if reason:
                         break
-                else:
-                    reason = f"completed {self.config.epochs} epochs"
             except StopTraining as stop:
                 reason = str(stop) or "stopped by a callback"
+        reason = reason or f"completed {self.config.epochs} epochs"
         self._restore_best()
         dispatch(self.callbacks, "on_train_end", self.state)
         return reason
@@ -183,8 +182,7 @@ class _Trainer:
     def _train_target_var(self) -> torch.Tensor | None:
         if self.state.task == "classification":
             return None
-        y = self.data["train"][1].double()
-        return y.var(dim=0, unbiased=False).cpu() / self.data["target_scale"].double() ** 2
+        return target_variance(self.data["train"][1], self.data["target_scale"])
 
     def _stop_reason(self, record: EpochRecord) -> str | None:
         losses = [record.train_loss] + ([record.val_loss] if record.val_loss is not None else [])

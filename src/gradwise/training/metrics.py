@@ -23,21 +23,24 @@ class RunningMetrics:
         self.task = task
         self.target_scale = target_scale
         self.target_var = target_var  # per-output variance of the target (original units)
-        self.loss_sum = torch.zeros((), dtype=torch.float64)
-        self.score_sum = torch.zeros((), dtype=torch.float64)
+        # Created on the first batch, on its device: correct answers (a count) for classes,
+        # per-output squared errors for regression.
+        self.loss_sum: torch.Tensor | None = None
+        self.score_sum: torch.Tensor | None = None
         self.count = 0
 
     def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: torch.Tensor) -> None:
         n = targets.shape[0]
         self.count += n
-        if self.loss_sum.device != loss.device:
-            self.loss_sum = self.loss_sum.to(loss.device)
-            self.score_sum = torch.zeros(outputs.shape[1] if self.task != "classification" else (), dtype=torch.float64, device=loss.device)
+        if self.loss_sum is None:
+            shape = () if self.task == "classification" else (outputs.shape[1],)
+            self.loss_sum = torch.zeros((), dtype=torch.float64, device=loss.device)
+            self.score_sum = torch.zeros(shape, dtype=torch.float64, device=loss.device)
         self.loss_sum += loss.detach().double() * n
         if self.task == "classification":
             self.score_sum += (outputs.detach().argmax(dim=1) == targets).sum()
         else:
-            self.score_sum = self.score_sum + ((outputs.detach() - targets) ** 2).sum(dim=0).double()
+            self.score_sum += ((outputs.detach() - targets) ** 2).sum(dim=0).double()
 
     def result(self) -> tuple[float, dict[str, float]]:
         if self.count == 0:
@@ -57,14 +60,18 @@ def regression_metrics(sse_normalized: torch.Tensor, count: int, scale: torch.Te
     return {"rmse": float(rmse), "r2": float(r2_per_output.mean())}
 
 
+def target_variance(y_normalized: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Per-output variance of a target in original units, from its normalized values."""
+    return y_normalized.double().var(dim=0, unbiased=False).cpu() / scale.double().cpu() ** 2
+
+
 @torch.no_grad()
 def evaluate(net: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str, target_scale=None, chunk: int = 8192) -> tuple[float, dict[str, float]]:
     """Loss and metrics of ``net`` on normalized inputs ``X`` (eval mode, in chunks)."""
     if len(X) == 0:
         return float("nan"), {}
-    target_var = None
-    if task != "classification":  # R² compares with this split's own variance, as sklearn does
-        target_var = y.double().var(dim=0, unbiased=False).cpu() / target_scale.double().cpu() ** 2
+    # R² compares with this split's own variance, as sklearn does.
+    target_var = target_variance(y, target_scale) if task != "classification" else None
     was_training = net.training
     net.eval()
     loss_fn = loss_function(task)
