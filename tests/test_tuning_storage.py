@@ -89,9 +89,10 @@ def test_postgres_heartbeat_fails_a_silent_trial_of_another_machine_and_retries_
     assert fail_stale_trials(study) == []
     assert study.get_trials()[silent.number].state == TrialState.RUNNING
     time.sleep(3.5)
-    fail_stale_trials(study)
+    assert fail_stale_trials(study) == [silent.number]
     trials = study.get_trials()
     assert trials[silent.number].state == TrialState.FAIL
+    assert "stopped sending heartbeats" in trials[silent.number].user_attrs["fail_reason"]
     retries = [t for t in trials if t.state == TrialState.WAITING]
     assert [t.system_attrs["failed_trial"] for t in retries] == [silent.number]
     assert retries[0].params == trials[silent.number].params

@@ -168,26 +168,39 @@ def _owner_dead(trial: FrozenTrial, ownerless_is_stale: bool) -> bool:
 def fail_stale_trials(study: optuna.Study, ownerless_is_stale: bool = False) -> list[int]:
     """Fail RUNNING trials whose process is gone and enqueue their retries; returns their numbers.
 
-    Runs Optuna's heartbeat check (``optuna.storages.fail_stale_trials``) where the storage
-    has one, then the owner-pid check described in the module docstring.
+    Two signs of a dead trial, each with its reason recorded in ``fail_reason``: an owner on
+    this host whose pid is gone (the precise one, checked first), and, on a storage with a
+    heartbeat, a trial silent for longer than the grace period (the owner may be on any
+    machine). This does what ``optuna.storages.fail_stale_trials`` does, but writes the reason
+    before the trial is failed: a finished trial can no longer be annotated.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    failed = []
-    storage = study._storage  # Optuna's own fail_stale_trials works on the storage the same way
+    reasons: dict[int, str] = {}
+    for trial_id in _silent_trial_ids(study):
+        reasons[trial_id] = "its worker stopped sending heartbeats (process or machine gone)"
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not _owner_dead(trial, ownerless_is_stale):
-            continue
-        try:  # the reason first: a finished trial cannot be annotated
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", "its worker process died mid-trial")
-            if not storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
+        if _owner_dead(trial, ownerless_is_stale):
+            reasons[trial._trial_id] = "its worker process died mid-trial"
+    storage = study._storage
+    failed = []
+    for trial_id, reason in reasons.items():
+        try:
+            storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker failed it first
-        RetryStaleTrial()(study, storage.get_trial(trial._trial_id))
-        failed.append(trial.number)
-    return failed
+        dead = storage.get_trial(trial_id)
+        RetryStaleTrial()(study, dead)
+        failed.append(dead.number)
+    return sorted(failed)
+
+
+def _silent_trial_ids(study: optuna.Study) -> list[int]:
+    """RUNNING trials whose heartbeat is older than the grace period (heartbeat storages only)."""
+    storage = study._storage
+    if not callable(getattr(storage, "_get_stale_trial_ids", None)) or storage.get_heartbeat_interval() is None:
+        return []
+    return list(storage._get_stale_trial_ids(study._study_id))
 
 
 @contextlib.contextmanager
