@@ -114,47 +114,22 @@ def unit_max(out: torch.Tensor) -> torch.Tensor:
     return per_unit(out).amax(dim=(0, 2))
 
 
+def positive_counts(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """How many entries of each tensor are > 0, as one float vector.
+
+    Layers of one width (the usual MLP) take three calls together; otherwise two per tensor.
+    """
+    if len({t.numel() for t in tensors}) == 1:
+        return (torch.stack([t.reshape(-1) for t in tensors]) > 0).sum(dim=1).float()
+    return torch.stack([torch.count_nonzero(t > 0) for t in tensors]).float()
+
+
 def pooled_max(maxima: Sequence[torch.Tensor]) -> torch.Tensor:
     """Per-unit maximum over several batches (a unit is dead if it is <= 0 in all of them)."""
     pooled = maxima[0]
     for m in maxima[1:]:
         pooled = torch.maximum(pooled, m)
     return pooled
-
-
-def copies(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Copies of many tensors (one fused call where possible)."""
-    tensors = list(tensors)
-    if hasattr(torch, "_foreach_mul") and len({t.dtype for t in tensors}) == 1:
-        return list(torch._foreach_mul(tensors, 1.0))
-    return [t.clone() for t in tensors]
-
-
-UPDATE_SAMPLE = 16384  # weight entries per layer behind the update-to-weight ratio
-
-
-def update_sample(weight: torch.Tensor) -> torch.Tensor:
-    """A fixed block of a layer's weights (its first rows) standing in for all of them.
-
-    Rows are exchangeable units, so the ratio on a block estimates the layer's ratio while
-    copying a bounded amount of memory per observed step, whatever the layer's size.
-    """
-    flat = weight.detach().reshape(-1)
-    return flat[:UPDATE_SAMPLE] if flat.numel() > UPDATE_SAMPLE else flat
-
-
-def update_norms(new: Sequence[torch.Tensor], old: Sequence[torch.Tensor]) -> torch.Tensor:
-    """[||W_after - W_before|| per layer, then ||W_before|| per layer] for one optimizer step.
-
-    Their ratio is the update-to-weight ratio: around 1e-3 is the usual healthy figure; far
-    above means steps too large for the weights, far below a layer that barely learns.
-    """
-    new = list(new)
-    if hasattr(torch, "_foreach_sub") and len({t.dtype for t in new}) == 1:
-        deltas = list(torch._foreach_sub(new, list(old)))
-    else:
-        deltas = [n - o for n, o in zip(new, old)]
-    return norms(deltas + list(old))
 
 
 # ---- series measures on Python floats ----

@@ -20,8 +20,8 @@ ratio and the scale of inputs and activations; every step it keeps the loss. Hoo
 registered only for on-cadence steps (off-cadence steps cost a counter and a list append)
 and each on-cadence step synchronises with the device once. To keep that step cheap,
 activation and gradient norms are taken on the batch's first 64 rows (a gain is a ratio of
-norms over the same examples) and update ratios on each layer's first 16384 weights; weight
-and weight-gradient norms are exact.
+norms over the same examples) and update norms on each layer's first 4096 weights (see
+:mod:`~gradwise.diagnosis.updates`); weight and weight-gradient norms are exact.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from torch import nn
 from ..errors import ConfigError
 from . import measures as M
 from .recording import StepRecord
+from .updates import PendingUpdate, UpdateProbe
 
 DEFAULT_EVERY = 20  # one observed step in 20 keeps the average cost near 1% (benchmarks/monitor_overhead.py)
 
@@ -92,8 +93,8 @@ class GradientMonitor:
         self._post_hook = None
         self._record = StepRecord()
         self._loss_buffer: list[torch.Tensor] = []
-        self._snapshot: tuple[int, list[str], list[torch.Tensor]] | None = None
-        self._unsynced_updates: list[tuple[int, list[str], torch.Tensor]] = []
+        self._updates = UpdateProbe()
+        self._unsynced_updates: list[PendingUpdate] = []
         self._alive_history: dict[str, deque] = {}
         self._by_step: dict[int, Observation] = {}
         self._dead_examples: dict[str, int] = {}
@@ -114,7 +115,6 @@ class GradientMonitor:
         self._modules = dict(self.layers)
         self._direct = frozenset()
         self._record = StepRecord()
-        self._samples: dict[str, tuple[int, torch.Tensor]] = {}
         self._activation_modules = {name: m for name, m, _ in self.activations}
         if optimizer is not None:
             self.optimizer = optimizer
@@ -156,7 +156,7 @@ class GradientMonitor:
         """Call after ``loss.backward()`` and before ``optimizer.step()``, every step."""
         step = self._steps
         self._steps += 1
-        if self._snapshot is not None:
+        if self._updates.armed:
             self._finish_update()  # the previous on-cadence step's update has been applied
         if loss is not None:
             self._loss_buffer.append(loss.detach())
@@ -165,13 +165,9 @@ class GradientMonitor:
         self._arm((step + 1) % self.every == 0)
 
     def _finish_update(self) -> None:
-        if self._snapshot is None:
-            return
-        step, names, before = self._snapshot
-        self._snapshot = None
-        with torch.no_grad():
-            norms = M.update_norms([self._sample(n) for n in names], before)
-        self._unsynced_updates.append((step, names, norms))
+        pending = self._updates.after_step()
+        if pending is not None:
+            self._unsynced_updates.append(pending)
 
     def _observe_now(self, step: int) -> None:
         rec = self._record
@@ -180,15 +176,16 @@ class GradientMonitor:
         with torch.no_grad():
             names = [n for n, m in self.layers if m.weight.grad is not None]
             weights = [self._modules[n].weight for n in names]
-            keys, hook_norms, counts = rec.norm_list()
-            parts = [M.norms([w.grad for w in weights] + weights)]  # one fused call for all layers
-            if hook_norms is not None:
-                parts.append(hook_norms)
-            self._snapshot = (step, names, M.copies([self._sample(n) for n in names]))
+            taken_keys, taken, deferred_keys, deferred, counts = rec.norm_list()
+            # One fused call for the weight and gradient norms of every layer and the hooks' norms.
+            parts = [M.norms([w.grad for w in weights] + weights + deferred)]
+            if taken is not None:
+                parts.append(taken)
+            self._updates.before_step(step, names, weights)
             fraction_keys = list(rec.fractions)
             if fraction_keys:
                 parts.append(torch.stack([rec.fractions[k] for k in fraction_keys]))
-            dead_layout = self._dead_masks(rec, parts)
+            dead_layout = self._alive_counts(rec, parts)
             feature_count = 0
             if rec.input_x is not None:
                 feature_norms, feature_count = M.feature_norms(rec.input_x)
@@ -196,42 +193,39 @@ class GradientMonitor:
             values = _Cursor(self._sync(parts))
         n = len(names)
         grad_norms, weight_norms = values.take(n), values.take(n)
-        measured = dict(zip(keys, values.take(len(keys))))
+        measured = dict(zip(deferred_keys + taken_keys, values.take(len(deferred_keys) + len(taken_keys))))
         for key, count in counts.items():
-            measured[key] /= math.sqrt(max(count, 1))  # norm -> RMS
+            if key in measured:
+                measured[key] /= math.sqrt(max(count, 1))  # norm -> RMS
         measured.update(zip(fraction_keys, values.take(len(fraction_keys))))
-        for name, size in dead_layout:
-            maxima = values.take(size)
-            measured[("dead", name)] = (size - sum(map((0.0).__lt__, maxima))) / max(size, 1)
+        for (name, size), alive in zip(dead_layout, values.take(len(dead_layout))):
+            measured[("dead", name)] = (size - alive) / max(size, 1)
         root = math.sqrt(max(feature_count, 1))
         scales = [v / root for v in values.take(values.remaining())]
         obs = self._build(step, names, grad_norms, weight_norms, rec, measured, M.input_scale_summary(scales))
         self.observations.append(obs)
         self._by_step[step] = obs
 
-    def _sample(self, name: str) -> torch.Tensor:
-        """The layer's fixed block of weights for update ratios (a view, rebuilt if the weight moved)."""
-        weight = self._modules[name].weight
-        cached = self._samples.get(name)
-        if cached is None or cached[0] != weight.data_ptr():
-            cached = (weight.data_ptr(), M.update_sample(weight))
-            self._samples[name] = cached
-        return cached[1]
+    def _alive_counts(self, rec: StepRecord, parts: list[torch.Tensor]) -> list[tuple[str, int]]:
+        """Append, per ReLU layer, how many units were active in recent batches.
 
-    def _dead_masks(self, rec: StepRecord, parts: list[torch.Tensor]) -> list[tuple[str, int]]:
-        """Append each ReLU layer's per-unit maxima, pooled over enough recent batches."""
-        layout, masks = [], []
-        for name, (mask, n) in rec.unit_max.items():
+        A unit is alive if any of enough recent examples (DEAD_MIN_EXAMPLES, pooled over
+        batches when one batch is smaller) activated it. The counts are taken on the device,
+        so a layer costs one number in the synchronised vector, not one per unit.
+        """
+        layout, maxima = [], []
+        for name, (unit, n) in rec.unit_max.items():
             history = self._alive_history.setdefault(name, deque())
-            history.append((mask, n))
+            history.append((unit, n))
+            examples = self._dead_examples.get(name, 0) + n
             # Keep just enough recent batches to judge "never active" on DEAD_MIN_EXAMPLES examples.
-            while len(history) > 1 and sum(k for _, k in history) - history[0][1] >= M.DEAD_MIN_EXAMPLES:
-                history.popleft()
-            masks.append(mask if len(history) == 1 else M.pooled_max([m for m, _ in history]))
-            layout.append((name, mask.numel()))
-            self._dead_examples[name] = sum(k for _, k in history)
-        if masks:
-            parts.append(torch.cat(masks))
+            while len(history) > 1 and examples - history[0][1] >= M.DEAD_MIN_EXAMPLES:
+                examples -= history.popleft()[1]
+            self._dead_examples[name] = examples
+            maxima.append(unit if len(history) == 1 else M.pooled_max([m for m, _ in history]))
+            layout.append((name, unit.numel()))
+        if maxima:
+            parts.append(M.positive_counts(maxima))
         return layout
 
     def _sync(self, parts: list[torch.Tensor]) -> list[float]:
@@ -241,7 +235,7 @@ class GradientMonitor:
         """
         losses = self._take_losses()
         updates, self._unsynced_updates = self._unsynced_updates, []
-        tail = [losses] + [u for _, _, u in updates]
+        tail = [losses] + [u.norms for u in updates]
         device = parts[0].device
         everything = [p if p.device == device else p.to(device) for p in parts + tail]
         values = torch.cat([p if p.dim() == 1 else p.reshape(-1) for p in everything]).tolist()
@@ -259,18 +253,17 @@ class GradientMonitor:
             return torch.zeros(0)
         return torch.stack([b if b.dim() == 0 else b.float().mean() for b in buffer])
 
-    def _assign_updates(self, updates: list[tuple[int, list[str], torch.Tensor]], values: list[float]) -> None:
-        """Each update arrives as [||dW|| per layer, ||W|| per layer] on the sampled block."""
+    def _assign_updates(self, updates: list[PendingUpdate], values: list[float]) -> None:
+        """Each update arrives as ||ΔW_block|| per layer; the ratio uses the exact ||W||."""
         i = 0
-        for step, names, _ in updates:
-            obs = self._by_step.get(step)
-            n = len(names)
-            for k, name in enumerate(names):
+        for update in updates:
+            obs = self._by_step.get(update.step)
+            for name, scale, delta in zip(update.names, update.scales, values[i:i + len(update.names)]):
                 layer = obs.layers.get(name) if obs is not None else None
                 if layer is not None:
-                    delta, weight = values[i + k], values[i + n + k]
-                    layer.update_ratio = delta / weight if weight > 0 else math.nan
-            i += 2 * n
+                    w = layer.weight_norm
+                    layer.update_ratio = delta * scale / w if w > 0 else math.nan
+            i += len(update.names)
 
     def _build(self, step: int, names: list[str], grad_norms: list[float], weight_norms: list[float],
                rec: StepRecord, measured: dict[tuple[str, str], float], input_scale: dict | None) -> Observation:
@@ -290,7 +283,7 @@ class GradientMonitor:
         self._finish_update()
         updates, self._unsynced_updates = self._unsynced_updates, []
         if updates:
-            values = torch.cat([u.reshape(-1).float().cpu() for _, _, u in updates]).tolist()
+            values = torch.cat([u.norms.reshape(-1).float().cpu() for u in updates]).tolist()
             self._assign_updates(updates, values)
         if self._loss_buffer:
             self.losses.extend(self._take_losses().float().cpu().tolist())

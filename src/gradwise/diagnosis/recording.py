@@ -24,6 +24,10 @@ Key = tuple[str, str]  # (measure, module name)
 # norms over the same examples, so a sample of examples estimates it without reading every
 # activation of a large batch.
 NORM_ROWS = 64
+# Norms of tensors up to this many entries are taken after backward, all in one fused call,
+# instead of one call per hook: on small models the per-call overhead is most of the cost.
+# Holding a tensor that long keeps its memory alive, so larger ones are measured at once.
+DEFER_ENTRIES = 1 << 20
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor:
@@ -43,6 +47,7 @@ class StepRecord:
     input_x: torch.Tensor | None = None  # what the first layer received
     first: tuple[str, nn.Linear] | None = None  # the first Linear, whose input gradient we compute
     norms: dict[Key, torch.Tensor] = field(default_factory=dict)  # 0-d norms
+    deferred: dict[Key, tuple[torch.Tensor, int]] = field(default_factory=dict)  # rows, their version
     counts: dict[Key, int] = field(default_factory=dict)  # entries behind each scale norm
     fractions: dict[Key, torch.Tensor] = field(default_factory=dict)  # 0-d saturation fractions
     unit_max: dict[str, tuple[torch.Tensor, int]] = field(default_factory=dict)  # ReLU: max per unit, examples
@@ -62,7 +67,7 @@ class StepRecord:
         self.settle()
         x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
         if self.input_x is None and x is not None and not self.order:
-            self.input_x = x
+            self.input_x = _rows(x)
         self.order.append(name)
         self.last_layer = name
         if output.requires_grad:
@@ -89,7 +94,11 @@ class StepRecord:
 
     def _norm(self, key: Key, t: torch.Tensor, count: bool = False) -> None:
         rows = _rows(t)
-        self.norms[key] = M.tensor_norm(rows)
+        if t.numel() <= DEFER_ENTRIES:
+            # The version counter tells at the end whether anything changed it in place since.
+            self.deferred[key] = (rows, rows._version)
+        else:
+            self.norms[key] = M.tensor_norm(rows)
         if count:
             self.counts[key] = rows.numel()
 
@@ -113,29 +122,37 @@ class StepRecord:
             self.act_outputs[id(output)] = (name, weakref.ref(output))  # never keep activations alive
         if kind == "relu":
             # Judged from the output: an in-place ReLU has already overwritten its input.
-            self.unit_max[name] = (M.unit_max(output), int(output.shape[0]) if output.dim() else 1)
+            # On the first rows too: "never active" is judged over DEAD_MIN_EXAMPLES examples,
+            # pooled across batches, and reading every row of a large batch costs more.
+            rows = _rows(output)
+            self.unit_max[name] = (M.unit_max(rows), int(rows.shape[0]) if rows.dim() else 1)
         elif kind == "saturating":
             self.fractions[("saturation", name)] = _saturation(module, inputs[0], output)
 
     def _keep(self, key: Key, grad: torch.Tensor) -> None:
-        with torch.no_grad():
-            self._norm(key, grad)
+        self._norm(key, grad)  # backward runs with grad mode off: slicing builds no graph
 
     def _on_grad_out(self, name: str, first_linear: nn.Linear | None, grad: torch.Tensor) -> None:
         with torch.no_grad():
-            rows = _rows(grad)
-            self.norms[("grad_out", name)] = M.tensor_norm(rows)
+            self._norm(("grad_out", name), grad)
             if first_linear is not None:  # ||dJ/dx|| of the first layer = ||dJ/dz W||
-                self.norms[("grad_in", name)] = M.tensor_norm(rows @ first_linear.weight)
+                self._norm(("grad_in", name), _rows(grad) @ first_linear.weight)
 
     # ---- after backward ----
 
-    def norm_list(self) -> tuple[list[Key], torch.Tensor | None, dict[Key, int]]:
-        """Keys, their norms stacked into one vector, and the entries behind each scale norm."""
+    def norm_list(self) -> tuple[list[Key], torch.Tensor | None, list[Key], list[torch.Tensor], dict[Key, int]]:
+        """Norms already taken (keys, stacked), the deferred tensors whose norms are still to
+        take (keys, tensors), and the entries behind each scale norm.
+
+        A deferred tensor changed in place after its hook saw it (its version moved on) no
+        longer holds what was observed; its measure is dropped rather than reported wrong.
+        """
         self.settle()
         keys = list(self.norms)
-        return keys, torch.stack([self.norms[k] for k in keys]) if keys else None, self.counts
-
+        stacked = torch.stack([self.norms[k] for k in keys]) if keys else None
+        fresh = [(k, rows) for k, (rows, version) in self.deferred.items() if rows._version == version]
+        self.deferred = {}
+        return keys, stacked, [k for k, _ in fresh], [rows for _, rows in fresh], self.counts
 
 def _saturation(module: nn.Module, z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     if isinstance(module, nn.Sigmoid):
@@ -145,5 +162,3 @@ def _saturation(module: nn.Module, z: torch.Tensor, out: torch.Tensor) -> torch.
     if isinstance(module, nn.Hardsigmoid):
         return M.hard_saturation_fraction(out, 0.0, 1.0)
     return M.hard_saturation_fraction(out, float(module.min_val), float(module.max_val))  # Hardtanh
-
-
