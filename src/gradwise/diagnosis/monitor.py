@@ -17,10 +17,12 @@ Every ``every``-th step ("on cadence") it records, per layer, the weight-gradien
 backward gain ||dJ/d input|| / ||dJ/d output|| (document section 1's |w g'(z)|), the
 saturation of sigmoid/tanh units, the fraction of dead ReLU units, the update-to-weight
 ratio and the scale of inputs and activations; every step it keeps the loss. Hooks are
-registered only for on-cadence steps (off-cadence steps cost a counter and a list append)
-and each on-cadence step synchronises with the device once. To keep that step cheap,
-activation and gradient norms are taken on the batch's first 64 rows (a gain is a ratio of
-norms over the same examples) and update norms on each layer's first 4096 weights (see
+registered only for on-cadence steps (off-cadence steps cost a counter and a list append).
+An observed step leaves its numbers on the device in one vector; they are read back, with
+one synchronisation for all the steps waiting, when the observations are asked for (see
+:mod:`~gradwise.diagnosis.observation`). To keep the observed step cheap, activation and
+gradient norms are taken on the batch's first 64 rows (a gain is a ratio of norms over the
+same examples) and update norms on each layer's first 4096 weights (see
 :mod:`~gradwise.diagnosis.updates`); weight and weight-gradient norms are exact.
 """
 
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -37,37 +38,22 @@ from torch import nn
 
 from ..errors import ConfigError
 from . import measures as M
+from .observation import (
+    LayerObservation,
+    Observation,
+    RawStep,
+    Structure,
+    UpdateLayout,
+    assign_update,
+    decode,
+    decode_tail,
+)
 from .recording import StepRecord
-from .updates import PendingUpdate, UpdateProbe
+from .updates import UpdateProbe
+
+__all__ = ["DEFAULT_EVERY", "GradientMonitor", "LayerObservation", "Observation"]
 
 DEFAULT_EVERY = 20  # one observed step in 20 keeps the average cost near 1% (benchmarks/monitor_overhead.py)
-
-
-@dataclass
-class LayerObservation:
-    """One layer at one on-cadence step (NaN where a number could not be measured)."""
-
-    grad_norm: float = math.nan
-    weight_norm: float = math.nan
-    grad_in: float = math.nan  # ||dJ/d input||
-    grad_out: float = math.nan  # ||dJ/d output|| (the pre-activation z)
-    gain: float = math.nan  # ||dJ/d block input|| / ||dJ/d block output||
-    z_rms: float = math.nan
-    act_rms: float = math.nan
-    grad_act: float = math.nan  # ||dJ/d output of the activation that follows||
-    activation: str | None = None  # class name of the activation that follows
-    saturation: float = math.nan
-    dead: float = math.nan
-    dead_examples: int = 0  # examples behind the dead fraction
-    update_ratio: float = math.nan
-
-
-@dataclass
-class Observation:
-    step: int
-    loss: float
-    layers: dict[str, LayerObservation]
-    input_scale: dict[str, float] | None = None
 
 
 class GradientMonitor:
@@ -84,8 +70,10 @@ class GradientMonitor:
         self.model: nn.Module | None = None
         self.optimizer = optimizer
         self.config: Any = None  # the TrainConfig, when used as a gradwise.fit callback
-        self.observations: list[Observation] = []
-        self.losses: list[float] = []  # every observed step's loss
+        self._observations: list[Observation] = []
+        self._losses: list[float] = []  # every step's loss
+        self._raw: list[RawStep] = []  # observed steps not yet read back
+        self._observed = 0  # observed steps so far
         self.epoch_losses: list[float] = []  # mean train loss per epoch (fit callback only)
         self.stopped_nonfinite = False
         self._steps = 0
@@ -94,7 +82,7 @@ class GradientMonitor:
         self._record = StepRecord()
         self._loss_buffer: list[torch.Tensor] = []
         self._updates = UpdateProbe()
-        self._unsynced_updates: list[PendingUpdate] = []
+        self._unsynced_updates: list[tuple[UpdateLayout, torch.Tensor]] = []  # measured after a step
         self._alive_history: dict[str, deque] = {}
         self._by_step: dict[int, Observation] = {}
         self._dead_examples: dict[str, int] = {}
@@ -118,7 +106,7 @@ class GradientMonitor:
         self._activation_modules = {name: m for name, m, _ in self.activations}
         if optimizer is not None:
             self.optimizer = optimizer
-            self._post_hook = optimizer.register_step_post_hook(lambda *_: self._finish_update())
+            self._post_hook = optimizer.register_step_post_hook(lambda *_: self._after_step())
         self._arm(self._steps % self.every == 0)
         return self
 
@@ -156,18 +144,26 @@ class GradientMonitor:
         """Call after ``loss.backward()`` and before ``optimizer.step()``, every step."""
         step = self._steps
         self._steps += 1
-        if self._updates.armed:
-            self._finish_update()  # the previous on-cadence step's update has been applied
         if loss is not None:
             self._loss_buffer.append(loss.detach())
         if step % self.every == 0 and self.model is not None:
             self._observe_now(step)
+        else:
+            self._finish_update()  # the previous observed step's update, if still open
         self._arm((step + 1) % self.every == 0)
 
+    def _after_step(self) -> None:
+        """After an optimizer step: measure the update now, unless the next step is observed,
+        which measures it in its own fused call (the weights do not move until then)."""
+        if self._steps % self.every != 0:
+            self._finish_update()
+
     def _finish_update(self) -> None:
-        pending = self._updates.after_step()
+        pending = self._updates.subtract()
         if pending is not None:
-            self._unsynced_updates.append(pending)
+            layout, moved = pending
+            with torch.no_grad():
+                self._unsynced_updates.append((layout, M.norms(moved)))
 
     def _observe_now(self, step: int) -> None:
         rec = self._record
@@ -176,9 +172,16 @@ class GradientMonitor:
         with torch.no_grad():
             names = [n for n, m in self.layers if m.weight.grad is not None]
             weights = [self._modules[n].weight for n in names]
-            taken_keys, taken, deferred_keys, deferred, counts = rec.norm_list()
-            # One fused call for the weight and gradient norms of every layer and the hooks' norms.
-            parts = [M.norms([w.grad for w in weights] + weights + deferred)]
+            keys_now, taken, keys_later, deferred, counts = rec.norm_list()
+            pending = self._updates.subtract()  # the previous step's update, when it is still open
+            update_layouts, moved = ([pending[0]], pending[1]) if pending is not None else ([], [])
+            # Weights move by about the update ratio (~1e-3) per step, so their norms are taken
+            # at most once every DEFAULT_EVERY steps and carried in between.
+            weigh = self._observed % max(1, DEFAULT_EVERY // self.every) == 0
+            self._observed += 1
+            # One fused call: every layer's gradient (and weight) norms, the update norms and
+            # the hooks' deferred norms.
+            parts = [M.norms([w.grad for w in weights] + (weights if weigh else []) + moved + deferred)]
             if taken is not None:
                 parts.append(taken)
             self._updates.before_step(step, names, weights)
@@ -186,32 +189,30 @@ class GradientMonitor:
             if fraction_keys:
                 parts.append(torch.stack([rec.fractions[k] for k in fraction_keys]))
             dead_layout = self._alive_counts(rec, parts)
-            feature_count = 0
+            feature_count, n_features = 0, 0
             if rec.input_x is not None:
                 feature_norms, feature_count = M.feature_norms(rec.input_x)
+                n_features = feature_norms.numel()
                 parts.append(feature_norms)
-            values = _Cursor(self._sync(parts))
-        n = len(names)
-        grad_norms, weight_norms = values.take(n), values.take(n)
-        measured = dict(zip(deferred_keys + taken_keys, values.take(len(deferred_keys) + len(taken_keys))))
-        for key, count in counts.items():
-            if key in measured:
-                measured[key] /= math.sqrt(max(count, 1))  # norm -> RMS
-        measured.update(zip(fraction_keys, values.take(len(fraction_keys))))
-        for (name, size), alive in zip(dead_layout, values.take(len(dead_layout))):
-            measured[("dead", name)] = (size - alive) / max(size, 1)
-        root = math.sqrt(max(feature_count, 1))
-        scales = [v / root for v in values.take(values.remaining())]
-        obs = self._build(step, names, grad_norms, weight_norms, rec, measured, M.input_scale_summary(scales))
-        self.observations.append(obs)
-        self._by_step[step] = obs
+            n_losses = len(self._loss_buffer)
+            parts += self._take_losses()
+            late = self._unsynced_updates
+            self._unsynced_updates = []
+            parts += [norms for _, norms in late]
+            values = _concat(parts)
+        self._raw.append(RawStep(
+            step=step, names=names, weighed=weigh, structure=Structure(rec.order, rec.owner, rec.grad_in_from),
+            keys=keys_later + keys_now, counts=counts, fraction_keys=fraction_keys, dead_layout=dead_layout,
+            dead_examples=dict(self._dead_examples), feature_count=feature_count, n_features=n_features,
+            n_losses=n_losses, values=values, updates=update_layouts, late_updates=[layout for layout, _ in late],
+        ))
 
     def _alive_counts(self, rec: StepRecord, parts: list[torch.Tensor]) -> list[tuple[str, int]]:
         """Append, per ReLU layer, how many units were active in recent batches.
 
         A unit is alive if any of enough recent examples (DEAD_MIN_EXAMPLES, pooled over
         batches when one batch is smaller) activated it. The counts are taken on the device,
-        so a layer costs one number in the synchronised vector, not one per unit.
+        so a layer costs one number in the vector, not one per unit.
         """
         layout, maxima = [], []
         for name, (unit, n) in rec.unit_max.items():
@@ -228,65 +229,58 @@ class GradientMonitor:
             parts.append(M.positive_counts(maxima))
         return layout
 
-    def _sync(self, parts: list[torch.Tensor]) -> list[float]:
-        """One transfer for this step's numbers and the pending losses and updates.
-
-        Returns the step's own numbers; losses and update norms are filed away here.
-        """
-        losses = self._take_losses()
-        updates, self._unsynced_updates = self._unsynced_updates, []
-        tail = [losses] + [u.norms for u in updates]
-        device = parts[0].device
-        everything = [p if p.device == device else p.to(device) for p in parts + tail]
-        values = torch.cat([p if p.dim() == 1 else p.reshape(-1) for p in everything]).tolist()
-        n_tail = sum(t.numel() for t in tail)
-        own, rest = values[: len(values) - n_tail], values[len(values) - n_tail:]
-        loss_values = rest[: losses.numel()]
-        self.losses.extend(loss_values)
-        self._last_loss = loss_values[-1] if loss_values else math.nan
-        self._assign_updates(updates, rest[losses.numel():])
-        return own
-
-    def _take_losses(self) -> torch.Tensor:
+    def _take_losses(self) -> list[torch.Tensor]:
         buffer, self._loss_buffer = self._loss_buffer, []
         if not buffer:
-            return torch.zeros(0)
-        return torch.stack([b if b.dim() == 0 else b.float().mean() for b in buffer])
+            return []
+        return [torch.stack([b if b.dim() == 0 else b.float().mean() for b in buffer])]
 
-    def _assign_updates(self, updates: list[PendingUpdate], values: list[float]) -> None:
-        """Each update arrives as ||ΔW_block|| per layer; the ratio uses the exact ||W||."""
-        i = 0
-        for update in updates:
-            obs = self._by_step.get(update.step)
-            for name, scale, delta in zip(update.names, update.scales, values[i:i + len(update.names)]):
-                layer = obs.layers.get(name) if obs is not None else None
-                if layer is not None:
-                    w = layer.weight_norm
-                    layer.update_ratio = delta * scale / w if w > 0 else math.nan
-            i += len(update.names)
+    # ---- reading back ----
 
-    def _build(self, step: int, names: list[str], grad_norms: list[float], weight_norms: list[float],
-               rec: StepRecord, measured: dict[tuple[str, str], float], input_scale: dict | None) -> Observation:
-        layers = {name: LayerObservation(grad_norm=g, weight_norm=w) for name, g, w in zip(names, grad_norms, weight_norms)}
-        for layer, act in rec.grad_in_from.items():
-            measured[("grad_in", layer)] = measured.get(("grad_act", act), math.nan)
-        order = [name for name in rec.order if name in layers] or names
-        _fill_layers(layers, order, rec.owner, measured, self._activation_modules)
-        for act, owner in rec.owner.items():
-            if owner in layers and act in rec.unit_max:
-                layers[owner].dead_examples = self._dead_examples.get(act, 0)
-        ordered = {name: layers[name] for name in dict.fromkeys(order + names)}
-        return Observation(step=step, loss=self._last_loss, layers=ordered, input_scale=input_scale)
+    @property
+    def observations(self) -> list[Observation]:
+        """Every observed step, per layer (reads back what is still on the device)."""
+        self._read_back()
+        return self._observations
+
+    @property
+    def losses(self) -> list[float]:
+        """The loss of every step observe() was given, in order."""
+        self._read_back()
+        return self._losses
+
+    def _read_back(self) -> None:
+        """One synchronisation for all observed steps not read yet."""
+        raws, self._raw = self._raw, []
+        if not raws:
+            return
+        flat = torch.cat([r.values.float().cpu() for r in raws]).tolist()
+        at = 0
+        for raw in raws:
+            size = raw.values.numel()
+            previous = self._observations[-1] if self._observations else None
+            obs, losses, updates = decode(raw, flat[at:at + size], self._activation_modules, previous)
+            at += size
+            self._observations.append(obs)
+            self._by_step[raw.step] = obs
+            self._losses.extend(losses)
+            for layout, deltas in updates:
+                assign_update(self._by_step.get(layout.step), layout, deltas)
 
     def flush(self) -> None:
-        """Measure any pending update and synchronise what is still on the device."""
+        """Measure any open update and read back everything still on the device."""
         self._finish_update()
-        updates, self._unsynced_updates = self._unsynced_updates, []
-        if updates:
-            values = torch.cat([u.norms.reshape(-1).float().cpu() for u in updates]).tolist()
-            self._assign_updates(updates, values)
-        if self._loss_buffer:
-            self.losses.extend(self._take_losses().float().cpu().tolist())
+        self._read_back()
+        losses = self._take_losses()
+        late, self._unsynced_updates = self._unsynced_updates, []
+        parts = losses + [norms for _, norms in late]
+        if not parts:
+            return
+        values = _concat([p.float().cpu() for p in parts]).tolist()
+        loss_values, updates = decode_tail(values, losses[0].numel() if losses else 0, [layout for layout, _ in late])
+        self._losses.extend(loss_values)
+        for layout, deltas in updates:
+            assign_update(self._by_step.get(layout.step), layout, deltas)
 
     # ---- results ----
 
@@ -318,20 +312,21 @@ class GradientMonitor:
             self.attach(state.model)
 
     def on_after_backward(self, state: Any, loss: torch.Tensor) -> None:
+        step = self._steps
         self.observe(loss)
-        if self.losses and not math.isfinite(self.losses[-1]):
-            # Known without an extra sync (it came back with this step's numbers): stop now,
-            # the diagnosis has what it needs and further NaN steps teach nothing.
+        if step % self.every == 0 and not bool(torch.isfinite(loss.detach()).all()):
+            # Checked on observed steps only (one small synchronisation each): stop now, the
+            # diagnosis has what it needs and further NaN steps teach nothing.
             self.stopped_nonfinite = True
             from ..training.callbacks import StopTraining
 
             raise StopTraining(
-                f"non-finite loss (NaN or inf) at step {len(self.losses) - 1}: training diverged; "
+                f"non-finite loss (NaN or inf) at step {step}: training diverged; "
                 "see the diagnosis for fixes"
             )
 
     def on_step_end(self, state: Any) -> None:
-        self._finish_update()
+        self._after_step()
 
     def on_epoch_end(self, state: Any, record: Any) -> None:
         self.epoch_losses.append(float(record.train_loss))
@@ -343,42 +338,7 @@ class GradientMonitor:
         self._arm(False)
 
 
-class _Cursor:
-    """Reads consecutive slices of the synchronised vector."""
-
-    def __init__(self, values: list[float]) -> None:
-        self.values, self.at = values, 0
-
-    def take(self, n: int) -> list[float]:
-        out = self.values[self.at:self.at + n]
-        self.at += n
-        return out
-
-    def remaining(self) -> int:
-        return len(self.values) - self.at
-
-
-def _fill_layers(layers: dict[str, LayerObservation], order: list[str], owners: dict[str, str],
-                 measured: dict[tuple[str, str], float], activations: dict[str, nn.Module]) -> None:
-    """Attach hook measurements to layers and compute block gains in forward order."""
-    nan = math.nan
-    for name in order:
-        layer = layers[name]
-        layer.grad_out = measured.get(("grad_out", name), nan)
-        layer.grad_in = measured.get(("grad_in", name), nan)
-        layer.z_rms = measured.get(("z_rms", name), nan)
-    for act, owner in owners.items():
-        layer = layers.get(owner)
-        if layer is None:
-            continue
-        layer.activation = type(activations[act]).__name__
-        layer.act_rms = measured.get(("act_rms", act), nan)
-        layer.grad_act = measured.get(("grad_act", act), nan)
-        layer.saturation = measured.get(("saturation", act), nan)
-        layer.dead = measured.get(("dead", act), nan)
-    for name in order:
-        # A block is the layer and the activation after it (document: z = w a + b, a = g(z)),
-        # so its output gradient is taken after the activation; without one, at z.
-        layer = layers[name]
-        out = layer.grad_act if math.isfinite(layer.grad_act) else layer.grad_out
-        layer.gain = layer.grad_in / out if out and math.isfinite(out) and out > 0 else nan
+def _concat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Flatten and join on the first part's device (parts of a CPU model are all on the CPU)."""
+    device = parts[0].device
+    return torch.cat([(p if p.device == device else p.to(device)).reshape(-1).float() for p in parts])

@@ -53,6 +53,7 @@ class StepRecord:
     unit_max: dict[str, tuple[torch.Tensor, int]] = field(default_factory=dict)  # ReLU: max per unit, examples
     grad_in_from: dict[str, str] = field(default_factory=dict)  # layer -> activation feeding it
     owner: dict[str, str] = field(default_factory=dict)  # activation -> layer it follows
+    owned: set[str] = field(default_factory=set)  # layers that already have their activation
     fed_directly: set[str] = field(default_factory=set)  # layers whose output went straight into an activation
     pending: tuple[str, torch.Tensor, Any] | None = None  # latest layer output not yet consumed
     last_layer: str | None = None
@@ -92,7 +93,8 @@ class StepRecord:
             self._norm(("z_rms", self.pending[0]), self.pending[1], count=True)
             self.pending = None
 
-    def _norm(self, key: Key, t: torch.Tensor, count: bool = False) -> None:
+    def _norm(self, key: Key, t: torch.Tensor, count: bool = False) -> torch.Tensor:
+        """Record the norm of ``t``'s first rows (now, or deferred); returns those rows."""
         rows = _rows(t)
         if t.numel() <= DEFER_ENTRIES:
             # The version counter tells at the end whether anything changed it in place since.
@@ -101,13 +103,15 @@ class StepRecord:
             self.norms[key] = M.tensor_norm(rows)
         if count:
             self.counts[key] = rows.numel()
+        return rows
 
     def on_activation(self, name: str, kind: str, module: nn.Module, inputs: tuple, output: Any) -> None:
         if not isinstance(output, torch.Tensor):
             return
         self.order.append(name)
-        if self.last_layer is not None and self.last_layer not in self.owner.values():
+        if self.last_layer is not None and self.last_layer not in self.owned:
             self.owner[name] = self.last_layer  # the first activation after a layer completes its block
+            self.owned.add(self.last_layer)
         pending, self.pending = self.pending, None
         if pending is not None and inputs and inputs[0] is pending[1]:
             self.fed_directly.add(pending[0])
@@ -116,7 +120,7 @@ class StepRecord:
         elif pending is not None:
             self.pending = pending
             self.settle()
-        self._norm(("act_rms", name), output, count=True)
+        rows = self._norm(("act_rms", name), output, count=True)
         if output.requires_grad:
             output.register_hook(partial(self._keep, ("grad_act", name)))
             self.act_outputs[id(output)] = (name, weakref.ref(output))  # never keep activations alive
@@ -124,7 +128,6 @@ class StepRecord:
             # Judged from the output: an in-place ReLU has already overwritten its input.
             # On the first rows too: "never active" is judged over DEAD_MIN_EXAMPLES examples,
             # pooled across batches, and reading every row of a large batch costs more.
-            rows = _rows(output)
             self.unit_max[name] = (M.unit_max(rows), int(rows.shape[0]) if rows.dim() else 1)
         elif kind == "saturating":
             self.fractions[("saturation", name)] = _saturation(module, inputs[0], output)

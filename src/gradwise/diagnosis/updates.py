@@ -14,11 +14,10 @@ monitor measures anyway. Layers with at most UPDATE_SAMPLE weights are measured 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-from . import measures as M
+from .observation import UpdateLayout
 
 # Weight entries per layer behind the update norm. Copying and subtracting the block is
 # memory-bound right after the optimizer has streamed through its state; 4096 entries keep
@@ -32,22 +31,12 @@ def weight_block(weight: torch.Tensor) -> torch.Tensor:
     return flat[:UPDATE_SAMPLE] if flat.numel() > UPDATE_SAMPLE else flat
 
 
-@dataclass
-class PendingUpdate:
-    """Update norms of one observed step, still on the device until the monitor's next sync."""
-
-    step: int
-    names: list[str]
-    scales: list[float]  # sqrt(layer entries / block entries): block norm -> layer norm
-    norms: torch.Tensor  # ||ΔW_block|| per layer
-
-
 class UpdateProbe:
     """Copies weight blocks before an optimizer step and measures how far they moved."""
 
     def __init__(self) -> None:
         self._blocks: dict[str, tuple[int, torch.Tensor]] = {}
-        self._entries: dict[str, int] = {}  # weights per layer
+        self._scales: dict[str, float] = {}  # sqrt(layer entries / block entries)
         self._buffers: list[torch.Tensor] = []
         self._armed: tuple[int, list[str], list[torch.Tensor]] | None = None
 
@@ -64,18 +53,20 @@ class UpdateProbe:
         _copy_all(buffers, blocks)
         self._armed = (step, names, blocks)
 
-    def after_step(self) -> PendingUpdate | None:
-        """Measure the update since :meth:`before_step`; None when nothing was armed."""
+    def subtract(self) -> tuple[UpdateLayout, list[torch.Tensor]] | None:
+        """After the step: turn the copies into W_before - W_after (the update, negated; its
+        norm is the same) and return them with their layout; None when nothing was armed.
+
+        The caller takes the norms, so that they can join another fused call.
+        """
         if self._armed is None:
             return None
         step, names, blocks = self._armed
         self._armed = None
-        buffers = self._buffers[: len(blocks)]
+        moved = self._buffers[: len(blocks)]
         with torch.no_grad():
-            _sub_all(buffers, blocks)  # W_before - W_after: the update, negated; its norm is the same
-            norms = M.norms(buffers)
-        scales = [math.sqrt(self._entries[name] / block.numel()) for name, block in zip(names, blocks)]
-        return PendingUpdate(step, names, scales, norms)
+            _sub_all(moved, blocks)
+        return UpdateLayout(step, names, [self._scales[name] for name in names]), moved
 
     def _block(self, name: str, weight: torch.Tensor) -> torch.Tensor:
         """The layer's block as a view, rebuilt only when the weight's storage changed."""
@@ -83,7 +74,7 @@ class UpdateProbe:
         if cached is None or cached[0] != weight.data_ptr():
             cached = (weight.data_ptr(), weight_block(weight))
             self._blocks[name] = cached
-            self._entries[name] = weight.numel()
+            self._scales[name] = math.sqrt(weight.numel() / cached[1].numel())
         return cached[1]
 
     def _buffers_like(self, blocks: list[torch.Tensor]) -> list[torch.Tensor]:
