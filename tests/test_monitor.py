@@ -201,7 +201,36 @@ def test_works_on_a_convolutional_model_with_inplace_relu():
     assert [row["layer"] for row in diagnosis.layers] == ["0", "2", "5"]
     obs = monitor.observations[-1]
     assert all(math.isfinite(obs.layers[n].grad_norm) and obs.layers[n].update_ratio > 0 for n in ("0", "2", "5"))
-    assert 0 <= obs.layers["2"].saturation <= 1 and 0 <= obs.layers["0"].dead <= 1
+    assert 0 <= obs.layers["2"].saturation <= 1
+    assert 0 <= monitor.observations[0].layers["0"].dead <= 1  # dead units: measured on full steps
+
+
+def test_lean_steps_measure_what_full_steps_measure_and_full_steps_come_every_default_cadence():
+    # With the weights and the batch held fixed, every observed step must see the same flow:
+    # the lean steps (interior layers' hooks off, wiring reused) included.
+    from gradwise.diagnosis import DEFAULT_EVERY
+
+    model = _mlp(widths=(5, 16, 16, 16, 3))
+    monitor = GradientMonitor(model, every=1)
+    (x, y), = _batches(1)
+    for _ in range(DEFAULT_EVERY + 2):
+        model.zero_grad()
+        loss = nn.CrossEntropyLoss()(model(x), y)
+        loss.backward()
+        monitor.observe(loss)
+    observations = monitor.observations
+    full = [o.step for o in observations if math.isfinite(o.layers["0"].dead)]
+    assert full == [0, DEFAULT_EVERY]
+    assert observations[3].input_scale is None and observations[DEFAULT_EVERY].input_scale is not None
+    first = observations[0]
+    for obs in observations[1:]:
+        for name, layer in first.layers.items():
+            other = obs.layers[name]
+            for attr in ("grad_norm", "weight_norm", "gain", "grad_in", "act_rms", "grad_act"):
+                expected = getattr(layer, attr)
+                assert getattr(other, attr) == pytest.approx(expected, rel=1e-5, nan_ok=True), (obs.step, name, attr)
+            assert other.activation == layer.activation
+    assert all(math.isfinite(layer.gain) for layer in observations[5].layers.values())
 
 
 def test_rejects_a_bad_cadence_and_a_model_without_layers():

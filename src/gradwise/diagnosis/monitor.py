@@ -18,6 +18,12 @@ backward gain ||dJ/d input|| / ||dJ/d output|| (document section 1's |w g'(z)|),
 saturation of sigmoid/tanh units, the fraction of dead ReLU units, the update-to-weight
 ratio and the scale of inputs and activations; every step it keeps the loss. Hooks are
 registered only for on-cadence steps (off-cadence steps cost a counter and a list append).
+
+Observing more often than every DEFAULT_EVERY steps (``every=1`` to catch the step where a
+gradient blows up) makes most observed steps *lean*: the quantities that change slowly, the
+weight norms (the update ratio's denominator, carried between), the input scale and the
+dead-unit fractions, are measured on *full* steps, one in DEFAULT_EVERY steps, and so are
+the hooks of interior layers, which only confirm how the blocks are wired.
 An observed step leaves its numbers on the device in one vector; they are read back, with
 one synchronisation for all the steps waiting, when the observations are asked for (see
 :mod:`~gradwise.diagnosis.observation`). To keep the observed step cheap, activation and
@@ -78,6 +84,8 @@ class GradientMonitor:
         self.stopped_nonfinite = False
         self._steps = 0
         self._handles: list[Any] = []
+        self._interior_handles: list[Any] = []
+        self._full_armed = True
         self._post_hook = None
         self._record = StepRecord()
         self._loss_buffer: list[torch.Tensor] = []
@@ -102,6 +110,8 @@ class GradientMonitor:
             raise ConfigError(f"{type(model).__name__} has no layer with a weight matrix to monitor")
         self._modules = dict(self.layers)
         self._direct = frozenset()
+        self._structure: Structure | None = None  # how the blocks were wired at the last full step
+        self._interior: frozenset[str] = frozenset()
         self._record = StepRecord()
         self._activation_modules = {name: m for name, m, _ in self.activations}
         if optimizer is not None:
@@ -118,25 +128,48 @@ class GradientMonitor:
             self._post_hook = None
 
     def _arm(self, on: bool) -> None:
-        if on and not self._handles and self.model is not None:
+        """Register the forward hooks for the next step (``on``) or remove them all.
+
+        Once a full step has shown how the blocks are wired, the hooks of *interior* layers
+        (fed by an activation and feeding one, e.g. an MLP's middle layers) only repeat what
+        is known; they are registered again on full steps, every DEFAULT_EVERY steps.
+        """
+        if not on or self.model is None:
+            for handle in self._handles + self._interior_handles:
+                handle.remove()
+            self._handles, self._interior_handles = [], []
+            return
+        if not self._handles:
             for name, module in self.layers:
-                self._handles.append(module.register_forward_hook(partial(self._layer_hook, name)))
+                if name not in self._interior:
+                    self._handles.append(module.register_forward_hook(partial(self._layer_hook, name)))
             for name, module, kind in self.activations:
                 self._handles.append(module.register_forward_hook(partial(self._activation_hook, name, kind)))
-        elif not on:
-            for handle in self._handles:
+        self._full_armed = self._structure is None or self._due(self._observed)
+        self._record.full = self._full_armed
+        if self._full_armed and not self._interior_handles:
+            for name, module in self.layers:
+                if name in self._interior:
+                    self._interior_handles.append(module.register_forward_hook(partial(self._layer_hook, name)))
+        elif not self._full_armed:
+            for handle in self._interior_handles:
                 handle.remove()
-            self._handles = []
+            self._interior_handles = []
+
+    def _due(self, index: int) -> bool:
+        """Is the ``index``-th observation one of those every DEFAULT_EVERY steps?"""
+        return index % max(1, DEFAULT_EVERY // self.every) == 0
+
+    # The hooks measure detached tensors (cheaper than entering no_grad on every call) and
+    # ignore passes under no_grad: evaluation passes are not training steps.
 
     def _layer_hook(self, name: str, module: nn.Module, inputs: tuple, output: Any) -> None:
-        if torch.is_grad_enabled():  # evaluation passes under no_grad are not training steps
-            with torch.no_grad():
-                self._record.on_layer(name, module, inputs, output)  # the record is replaced at observe
+        if torch.is_grad_enabled():
+            self._record.on_layer(name, module, inputs, output)  # the record is replaced at observe
 
     def _activation_hook(self, name: str, kind: str, module: nn.Module, inputs: tuple, output: Any) -> None:
         if torch.is_grad_enabled():
-            with torch.no_grad():
-                self._record.on_activation(name, kind, module, inputs, output)
+            self._record.on_activation(name, kind, module, inputs, output)
 
     # ---- stepping ----
 
@@ -167,7 +200,7 @@ class GradientMonitor:
 
     def _observe_now(self, step: int) -> None:
         rec = self._record
-        self._direct = frozenset(rec.fed_directly) if rec.order else self._direct
+        structure = self._learn_structure(rec)
         self._record = StepRecord(direct=self._direct)
         with torch.no_grad():
             names = [n for n, m in self.layers if m.weight.grad is not None]
@@ -176,8 +209,8 @@ class GradientMonitor:
             pending = self._updates.subtract()  # the previous step's update, when it is still open
             update_layouts, moved = ([pending[0]], pending[1]) if pending is not None else ([], [])
             # Weights move by about the update ratio (~1e-3) per step, so their norms are taken
-            # at most once every DEFAULT_EVERY steps and carried in between.
-            weigh = self._observed % max(1, DEFAULT_EVERY // self.every) == 0
+            # on full steps only (at most one in DEFAULT_EVERY) and carried in between.
+            weigh = self._full_armed
             self._observed += 1
             # One fused call: every layer's gradient (and weight) norms, the update norms and
             # the hooks' deferred norms.
@@ -201,11 +234,23 @@ class GradientMonitor:
             parts += [norms for _, norms in late]
             values = _concat(parts)
         self._raw.append(RawStep(
-            step=step, names=names, weighed=weigh, structure=Structure(rec.order, rec.owner, rec.grad_in_from),
+            step=step, names=names, weighed=weigh, structure=structure,
             keys=keys_later + keys_now, counts=counts, fraction_keys=fraction_keys, dead_layout=dead_layout,
             dead_examples=dict(self._dead_examples), feature_count=feature_count, n_features=n_features,
             n_losses=n_losses, values=values, updates=update_layouts, late_updates=[layout for layout, _ in late],
         ))
+
+    def _learn_structure(self, rec: StepRecord) -> Structure:
+        """The wiring of this step: learned from a full step's record, else the last one learned."""
+        if (self._full_armed or self._structure is None) and rec.order:
+            self._direct = frozenset(rec.fed_directly)
+            self._structure = Structure(rec.order, rec.owner, rec.grad_in_from)
+            first = rec.first[0] if rec.first is not None else None
+            interior = frozenset(n for n in rec.fed_directly if n in rec.grad_in_from and n != first)
+            if interior != self._interior:
+                self._arm(False)  # re-registered by the caller, without the interior layers' hooks
+                self._interior = interior
+        return self._structure if self._structure is not None else Structure(rec.order, rec.owner, rec.grad_in_from)
 
     def _alive_counts(self, rec: StepRecord, parts: list[torch.Tensor]) -> list[tuple[str, int]]:
         """Append, per ReLU layer, how many units were active in recent batches.

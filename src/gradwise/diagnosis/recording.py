@@ -43,6 +43,7 @@ class StepRecord:
     """
 
     direct: frozenset[str] = frozenset()
+    full: bool = True  # a full step also measures the slow quantities: input scale, dead units
     order: list[str] = field(default_factory=list)  # weighted layers and activations, as called
     input_x: torch.Tensor | None = None  # what the first layer received
     first: tuple[str, nn.Linear] | None = None  # the first Linear, whose input gradient we compute
@@ -62,13 +63,13 @@ class StepRecord:
     # ---- forward hooks ----
 
     def on_layer(self, name: str, module: nn.Module, inputs: tuple, output: Any) -> None:
-        """Forward hook body, run under no_grad by the monitor for training passes only."""
+        """Forward hook body, for training passes (grad mode on) only."""
         if not isinstance(output, torch.Tensor):
             return
         self.settle()
         x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-        if self.input_x is None and x is not None and not self.order:
-            self.input_x = _rows(x)
+        if self.full and self.input_x is None and x is not None and not self.order:
+            self.input_x = _rows(x.detach())
         self.order.append(name)
         self.last_layer = name
         if output.requires_grad:
@@ -78,19 +79,19 @@ class StepRecord:
                 self.first = (name, module)
             handle = None
             if first or name not in self.direct:
-                handle = output.register_hook(partial(self._on_grad_out, name, module if first else None))
+                handle = _on_grad(output, partial(self._on_grad_out, name, module if first else None))
             self.pending = (name, output, handle)
         if x is not None and x.requires_grad:
             source = self.act_outputs.get(id(x))
             if source is not None and source[1]() is x:
                 self.grad_in_from[name] = source[0]  # the same tensor as an activation's output
             else:
-                x.register_hook(partial(self._keep, ("grad_in", name)))
+                _on_grad(x, partial(self._keep, ("grad_in", name)))
 
     def settle(self) -> None:
         """A layer output that no activation consumed is the block's output: record its scale."""
         if self.pending is not None:
-            self._norm(("z_rms", self.pending[0]), self.pending[1], count=True)
+            self._norm(("z_rms", self.pending[0]), self.pending[1].detach(), count=True)
             self.pending = None
 
     def _norm(self, key: Key, t: torch.Tensor, count: bool = False) -> torch.Tensor:
@@ -120,26 +121,25 @@ class StepRecord:
         elif pending is not None:
             self.pending = pending
             self.settle()
-        rows = self._norm(("act_rms", name), output, count=True)
+        rows = self._norm(("act_rms", name), output.detach(), count=True)
         if output.requires_grad:
-            output.register_hook(partial(self._keep, ("grad_act", name)))
+            _on_grad(output, partial(self._keep, ("grad_act", name)))
             self.act_outputs[id(output)] = (name, weakref.ref(output))  # never keep activations alive
-        if kind == "relu":
+        if kind == "relu" and self.full:
             # Judged from the output: an in-place ReLU has already overwritten its input.
             # On the first rows too: "never active" is judged over DEAD_MIN_EXAMPLES examples,
             # pooled across batches, and reading every row of a large batch costs more.
             self.unit_max[name] = (M.unit_max(rows), int(rows.shape[0]) if rows.dim() else 1)
         elif kind == "saturating":
-            self.fractions[("saturation", name)] = _saturation(module, inputs[0], output)
+            self.fractions[("saturation", name)] = _saturation(module, inputs[0].detach(), output.detach())
 
     def _keep(self, key: Key, grad: torch.Tensor) -> None:
         self._norm(key, grad)  # backward runs with grad mode off: slicing builds no graph
 
     def _on_grad_out(self, name: str, first_linear: nn.Linear | None, grad: torch.Tensor) -> None:
-        with torch.no_grad():
-            self._norm(("grad_out", name), grad)
-            if first_linear is not None:  # ||dJ/dx|| of the first layer = ||dJ/dz W||
-                self._norm(("grad_in", name), _rows(grad) @ first_linear.weight)
+        self._norm(("grad_out", name), grad)
+        if first_linear is not None:  # ||dJ/dx|| of the first layer = ||dJ/dz W||
+            self._norm(("grad_in", name), _rows(grad) @ first_linear.weight.detach())
 
     # ---- after backward ----
 
@@ -156,6 +156,19 @@ class StepRecord:
         fresh = [(k, rows) for k, (rows, version) in self.deferred.items() if rows._version == version]
         self.deferred = {}
         return keys, stacked, [k for k, _ in fresh], [rows for _, rows in fresh], self.counts
+
+def _on_grad(t: torch.Tensor, hook: Any) -> Any:
+    """Call ``hook(dJ/dt)`` during backward; returns a handle with ``remove()``.
+
+    On the node that produced ``t`` where there is one (a pre-hook there is cheaper to
+    register than a tensor hook, and sees the same gradient), else on the tensor.
+    """
+    node = t.grad_fn
+    if node is None:
+        return t.register_hook(hook)
+    index = t.output_nr
+    return node.register_prehook(lambda grads: hook(grads[index]))
+
 
 def _saturation(module: nn.Module, z: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     if isinstance(module, nn.Sigmoid):

@@ -262,7 +262,7 @@ def rule_dead_units(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
 
 
 def rule_unscaled_inputs(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
-    scales = [o.input_scale for o in mon.observations[:5] if o.input_scale]
+    scales = [o.input_scale for o in mon.observations if o.input_scale][:5]  # the first five measured
     if not scales:
         return None
     largest = M.median([s["max"] for s in scales])
