@@ -56,7 +56,7 @@ def test_table_output_names_every_run():
 
 
 @pytest.mark.parametrize("extra, fragment", [
-    (["--optimizers", "sgd"], "--optimizer must be one of gd, momentum, rmsprop, adam"),
+    (["--optimizers", "sgd"], "--optimizers item 'sgd': must be one of gd, momentum, rmsprop, adam"),
     (["--optimizers", "gd=fast"], "'fast' is not a learning rate"),
     (["--batch-sizes", "full,0"], "--batch-size must be 'full' or a positive integer"),
 ])
@@ -76,3 +76,4 @@ def test_names_and_rates():
     assert parse_optimizers("GD=0.3, adam", None) == [("gd", 0.3), ("adam", 1e-3)]
     assert parse_optimizers("gd,torch:AdamW", 0.05) == [("gd", 0.05), ("torch:AdamW", 0.05)]
     assert [variant_name(b, 100) for b in ("full", 1, 10, 100)] == ["batch", "stochastic", "mini-batch 10", "batch"]
+

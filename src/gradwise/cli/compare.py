@@ -173,7 +173,11 @@ def _check_optimizers(base: TrainConfig, runs: list[tuple[str, float]]) -> None:
     """Fail on a bad name or rate before any training starts."""
     probe = [torch.nn.Parameter(torch.zeros(1))]
     for name, lr in runs:
-        build_optimizer(base.replace(optimizer=name, lr=lr), probe)
+        try:
+            build_optimizer(base.replace(optimizer=name, lr=lr), probe)
+        except ConfigError as error:  # name the option the user actually wrote
+            message = str(error).replace("--optimizer ", "", 1)
+            raise ConfigError(f"--optimizers item {name!r}: {message}") from None
 
 
 @click.command("compare")
