@@ -60,6 +60,7 @@ from .updates import UpdateProbe
 __all__ = ["DEFAULT_EVERY", "GradientMonitor", "LayerObservation", "Observation"]
 
 DEFAULT_EVERY = 20  # one observed step in 20 keeps the average cost near 1% (benchmarks/monitor_overhead.py)
+READ_BACK_EVERY = 512  # observed steps left on the device at most before they are read back
 
 
 class GradientMonitor:
@@ -202,43 +203,53 @@ class GradientMonitor:
         rec = self._record
         structure = self._learn_structure(rec)
         self._record = StepRecord(direct=self._direct)
+        # Weights move by about the update ratio (~1e-3) per step, so their norms are taken on
+        # full steps only (at most one in DEFAULT_EVERY) and carried in between.
+        weigh = self._full_armed
+        self._observed += 1
         with torch.no_grad():
-            names = [n for n, m in self.layers if m.weight.grad is not None]
-            weights = [self._modules[n].weight for n in names]
-            keys_now, taken, keys_later, deferred, counts = rec.norm_list()
-            pending = self._updates.subtract()  # the previous step's update, when it is still open
-            update_layouts, moved = ([pending[0]], pending[1]) if pending is not None else ([], [])
-            # Weights move by about the update ratio (~1e-3) per step, so their norms are taken
-            # on full steps only (at most one in DEFAULT_EVERY) and carried in between.
-            weigh = self._full_armed
-            self._observed += 1
-            # One fused call: every layer's gradient (and weight) norms, the update norms and
-            # the hooks' deferred norms.
-            parts = [M.norms([w.grad for w in weights] + (weights if weigh else []) + moved + deferred)]
-            if taken is not None:
-                parts.append(taken)
-            self._updates.before_step(step, names, weights)
-            fraction_keys = list(rec.fractions)
-            if fraction_keys:
-                parts.append(torch.stack([rec.fractions[k] for k in fraction_keys]))
-            dead_layout = self._alive_counts(rec, parts)
-            feature_count, n_features = 0, 0
-            if rec.input_x is not None:
-                feature_norms, feature_count = M.feature_norms(rec.input_x)
-                n_features = feature_norms.numel()
-                parts.append(feature_norms)
-            n_losses = len(self._loss_buffer)
-            parts += self._take_losses()
-            late = self._unsynced_updates
-            self._unsynced_updates = []
-            parts += [norms for _, norms in late]
-            values = _concat(parts)
-        self._raw.append(RawStep(
+            raw = self._measure(step, rec, structure, weigh)
+        self._raw.append(raw)
+        if len(self._raw) >= READ_BACK_EVERY:
+            self._read_back()  # bounds what waits on the device in a long run nobody reads
+
+    def _measure(self, step: int, rec: StepRecord, structure: Structure, weigh: bool) -> RawStep:
+        """Put every number of this observed step into one vector on the device."""
+        names = [n for n, m in self.layers if m.weight.grad is not None]
+        weights = [self._modules[n].weight for n in names]
+        keys_now, taken, keys_later, deferred, counts = rec.norm_list()
+        pending = self._updates.subtract()  # the previous step's update, when it is still open
+        update_layouts, moved = ([pending[0]], pending[1]) if pending is not None else ([], [])
+        # One fused call: the gradient (and weight) norms of every layer, the update norms and
+        # the hooks' deferred norms.
+        parts = [M.norms([w.grad for w in weights] + (weights if weigh else []) + moved + deferred)]
+        if taken is not None:
+            parts.append(taken)
+        self._updates.before_step(step, names, weights)
+        fraction_keys = list(rec.fractions)
+        if fraction_keys:
+            parts.append(torch.stack([rec.fractions[k] for k in fraction_keys]))
+        dead_layout = self._alive_counts(rec, parts)
+        feature_count, n_features = self._input_scale(rec, parts)
+        n_losses = len(self._loss_buffer)
+        parts += self._take_losses()
+        late, self._unsynced_updates = self._unsynced_updates, []
+        parts += [norms for _, norms in late]
+        return RawStep(
             step=step, names=names, weighed=weigh, structure=structure,
             keys=keys_later + keys_now, counts=counts, fraction_keys=fraction_keys, dead_layout=dead_layout,
             dead_examples=dict(self._dead_examples), feature_count=feature_count, n_features=n_features,
-            n_losses=n_losses, values=values, updates=update_layouts, late_updates=[layout for layout, _ in late],
-        ))
+            n_losses=n_losses, values=_concat(parts), updates=update_layouts, late_updates=[layout for layout, _ in late],
+        )
+
+    @staticmethod
+    def _input_scale(rec: StepRecord, parts: list[torch.Tensor]) -> tuple[int, int]:
+        """Append the input's per-feature norms (full steps); returns (entries behind each, features)."""
+        if rec.input_x is None:
+            return 0, 0
+        feature_norms, entries = M.feature_norms(rec.input_x)
+        parts.append(feature_norms)
+        return entries, feature_norms.numel()
 
     def _learn_structure(self, rec: StepRecord) -> Structure:
         """The wiring of this step: learned from a full step's record, else the last one learned."""
