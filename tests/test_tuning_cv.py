@@ -87,9 +87,25 @@ def test_staged_study_starts_with_the_defaults_then_an_alpha_grid(iris):
     run_worker(study, spec, iris)
     lrs = [t.user_attrs["config"]["lr"] for t in study.trials]
     assert study.trials[0].user_attrs.get("untuned") and lrs[0] == 1e-3
-    # The grid comes next (the high stage is 6 of the 24 trials), queued one at a time: nothing is left over.
+    # The grid comes next, queued one at a time and run in full although the high stage's
+    # share is only 2.4 of the 24 trials; nothing is left over.
     assert lrs[1 : 1 + len(ALPHA_GRID)] == pytest.approx([1e-3 * f for f in ALPHA_GRID])
     assert len(study.trials) == 24
+
+
+@pytest.mark.parametrize("strategy", ["joint", "random"])
+def test_trial_zero_is_the_untuned_defaults_under_every_strategy(iris, strategy):
+    # lr_decay's default is "no decay" (None), which no sampled value expresses: it must be
+    # taken as the default, not sampled, or trial 0 is not the untuned run it is compared with.
+    spec = TuneSpec(data="builtin:iris", strategy=strategy, n_trials=1, timeout=None, cv=0, base={"epochs": 1, "patience": None}, monitor=False)
+    storage = optuna.storages.InMemoryStorage()
+    create_study(spec, storage, "s", "classification")
+    study, spec = load_study(storage, "s", spec, worker_seed=0)
+    run_worker(study, spec, iris)
+    trial = study.trials[0]
+    space = spec.search_space()
+    assert trial.user_attrs.get("untuned")
+    assert {name: trial.user_attrs["config"][name] for name in space.params} == {p.name: p.default for p in space.params.values()}
 
 
 def _cv_study(untuned_folds, best_folds):

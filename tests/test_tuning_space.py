@@ -69,6 +69,14 @@ def test_narrowing_keeps_alpha_within_a_factor_of_the_center_and_inside_the_rang
     assert edge.high == lr.high and edge.low == pytest.approx(lr.high / 3)
 
 
+def test_narrowing_log_integers_rounds_outward_and_leaves_linear_ones_whole():
+    space = default_space("adam")
+    hidden, layers = space.params["hidden"], space.params["layers"]
+    assert (hidden.narrowed(64, 3.0).low, hidden.narrowed(64, 3.0).high) == (21, 192)
+    assert (hidden.narrowed(512, 3.0).low, hidden.narrowed(512, 3.0).high) == (170, 512)
+    assert layers.narrowed(2, 3.0) == layers  # a linear range of four values: nothing to narrow
+
+
 def _write(tmp_path, suffix, text):
     path = tmp_path / f"space{suffix}"
     path.write_text(text)

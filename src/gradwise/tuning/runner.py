@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 from .spec import SPEC_ATTR, TuneSpec, build_objective, load_splits, read_spec
 from .storage import RetryStaleTrial, WORKER_ATTR, budget_lock, fail_stale_trials, heartbeat, storage_journal, worker_id
-from .strategies import make_pruner, make_sampler
+from .strategies import make_pruner, make_sampler, untuned_params
 
 POLL_SECONDS = 0.5
 FAIL_LIMIT = 3  # stop after this many times --trials failed trials: something is broken
@@ -62,11 +62,7 @@ def create_study(spec: TuneSpec, storage: Any, study_name: str, task: str) -> op
     """A new study holding ``spec``; its first trial is queued with the defaults (the untuned run)."""
     study = optuna.create_study(storage=storage, study_name=study_name, direction=direction_of(spec.metric_for(task)))
     study.set_user_attr(SPEC_ATTR, spec.to_dict())
-    defaults = {p.name: p.default for p in spec.search_space().searched() if p.default is not None and p.kind != "categorical"}
-    from .space import to_raw_value
-
-    space = spec.search_space()
-    study.enqueue_trial({name: to_raw_value(space.params[name], value) for name, value in defaults.items()}, user_attrs={"untuned": True})
+    study.enqueue_trial(untuned_params(spec.search_space()), user_attrs={"untuned": True})
     return study
 
 
@@ -100,12 +96,13 @@ def enqueue_alpha_grid(study: optuna.Study, spec: TuneSpec) -> None:
 
     One at a time, just before a trial is asked for and under the budget lock: queued all at
     creation, the grid would outlive a small budget as never-run WAITING trials, and two
-    workers would each queue it.
+    workers would each queue it. The grid runs in full even when the high stage's share is
+    spent first (a small --trials budget): its trials are the high stage's whole point.
     """
-    from .strategies import alpha_grid, stage_at
+    from .strategies import alpha_grid
 
     trials = study.get_trials(deepcopy=False)
-    if any(t.state == TrialState.WAITING for t in trials) or stage_at(spec.budget.spent(study)) != 0:
+    if any(t.state == TrialState.WAITING for t in trials):
         return
     used = {t.user_attrs.get("grid") for t in trials}
     for index, params in enumerate(alpha_grid(spec.search_space())):

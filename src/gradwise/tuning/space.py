@@ -73,7 +73,13 @@ class Param:
         return to_config_value(self, raw)
 
     def narrowed(self, center: Any, factor: float) -> "Param":
-        """This parameter searched within ×/÷ ``factor`` of ``center`` (a config value)."""
+        """This parameter searched within ×/÷ ``factor`` of ``center`` (a config value).
+
+        Log-scale floats and integers only (α, 1 − β, hidden units, batch size); any other
+        parameter keeps its whole range."""
+        if self.kind == "int" and self.log:
+            low, high = max(int(self.low), math.floor(center / factor)), min(int(self.high), math.ceil(center * factor))
+            return dataclasses.replace(self, low=min(low, high), high=max(low, high))
         if self.kind != "float" or not self.log:
             return self
         raw = to_raw_value(self, center)

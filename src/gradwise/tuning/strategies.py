@@ -10,12 +10,19 @@ first, is split:
 ========  ======  ==========================================================================
 stage     share   what is searched
 ========  ======  ==========================================================================
-high      25 %    α alone, everything else at its default: the untuned defaults, a coarse α
-                  grid (:data:`ALPHA_GRID`), then TPE
-medium    45 %    β, hidden units, mini-batch size; α within ×/÷ 3 of the best α so far
-low       30 %    layers, α decay (and any enabled "almost never" parameter); the high and
-                  medium parameters fixed at the best trial's values
+high      10 %    α alone, everything else at its default: the untuned defaults, a coarse α
+                  grid (:data:`ALPHA_GRID`, run in full even past the share), then TPE
+medium    30 %    β, hidden units, mini-batch size; α within ×/÷ 10 of the best α so far
+low       60 %    layers, α decay (and any enabled "almost never" parameter); α and the medium
+                  tier within ×/÷ 10 of the best trial's values
 ========  ======  ==========================================================================
+
+The order is the document's: each stage opens the next tier, and the tiers opened before
+stay searchable near their best values, because the best α moves with the width and depth of
+the network. The shares are in trial-seconds when a --timeout is set, and the trials differ
+in cost: α-alone trials train the small default network, later ones often wider, deeper
+networks, so 10 % of the seconds is still dozens of α trials while the low stage, which
+searches the most parameters, gets the most time.
 
 Every worker computes the current stage from the study itself, so workers on different
 machines agree without talking to each other. A retried trial (its worker died) replays the
@@ -38,12 +45,29 @@ from .space import SearchSpace
 STRATEGIES = ("staged", "joint", "random")
 PRUNERS = ("hyperband", "halving", "median", "none")
 STAGES = (("high",), ("medium",), ("low", "never"))
-# Measured with benchmarks/tune_efficiency.py (15 s, 3 seeds, same machine and load): with
-# the α grid the high stage settles quickly, and 40/40/20 left the later stages too little
-# time (time to reach plain Optuna's final score, median: diabetes never -> 0.48 of the
-# budget; breast_cancer never either way, one seed reached at 0.75 with 25/45/30).
-STAGE_SHARES = (0.25, 0.45, 0.3)
-NARROW_FACTOR = 3.0  # the medium stage searches α within ×/÷ this factor of the best α
+# Measured with benchmarks/tune_efficiency.py (15 s budgets, staged only, median over seeds):
+# 25/45/30 with the later tiers' α pinned near the first choice left breast_cancer's best
+# validation loss at 0.025 by mid-budget (seeds 5-9) and 0.022 at the end; 10/30/60 with the
+# wider searches below: 0.021 by mid-budget and 0.016 at the end, and two of those five seeds
+# found the deep, wide networks (0.002, 0.007) that plain Optuna's best runs find. Diabetes
+# ended no worse (median final RMSE 53.40 vs 53.60 over 10 and 8 seeds; at mid-budget 54.0
+# vs 53.8, within the seeds' spread). 15/35/50: breast_cancer 0.028 by mid-budget (seeds 0-4).
+# Full benchmark (15 s, seeds 0-2) with all of this: time to reach plain Optuna's final score,
+# median, diabetes 0.32 of the budget; breast_cancer still never (0.21 on one seed; plain
+# Optuna's final there is often a near-zero loss, 0.0015-0.0028), mean best loss at 15 s
+# 0.0080 against plain Optuna's 0.0093.
+STAGE_SHARES = (0.1, 0.3, 0.6)
+# Why the later stages keep searching the earlier tiers near the best values (not fixed at
+# them): the best α depends on the width and depth of the network (on breast_cancer the best
+# 2-layer, 64-unit α was 0.01-0.03, the best 4-layer, 300-unit one 0.001-0.003), so α fixed
+# at the first stage's choice, or searched within only ×/÷ 3 of it, shut out the wide, deep
+# networks that win there; and one best trial chosen on a noisy validation score is a poor
+# place to pin the medium tier while the low tier is searched.
+NARROW_FACTOR = 10.0  # the medium and low stages search α within ×/÷ this factor of the best α
+# The low stage searches the medium tier within ×/÷ this of its best values: 3 kept a narrow
+# best trial's width (38 units) away from the 300-unit networks (breast_cancer, seeds 0-4,
+# median best loss 0.026 by mid-budget and 0.016 at the end; 10: 0.021 and 0.014).
+MEDIUM_NARROW_FACTOR = 10.0
 _COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -103,16 +127,18 @@ def staged_plan(budget: Budget) -> Callable[[optuna.Trial, SearchSpace], dict[st
 def _stage_values(trial: optuna.Trial, space: SearchSpace, stage: int, best: dict[str, Any]) -> dict[str, Any]:
     if stage == 0:
         return space.suggest(trial, [p.name for p in space.searched(STAGES[0])])
-    values: dict[str, Any] = {}
+    values = _around_best(trial, space.searched(STAGES[0]), best, NARROW_FACTOR)
     if stage == 1:
-        for p in space.searched(STAGES[0]):  # α again, but only near the best one
-            values[p.name] = p.narrowed(best.get(p.name, p.default), NARROW_FACTOR).suggest(trial)
         values.update(space.suggest(trial, [p.name for p in space.searched(STAGES[1])]))
         return values
-    for p in space.searched(STAGES[0] + STAGES[1]):
-        values[p.name] = best.get(p.name, p.default)
+    values.update(_around_best(trial, space.searched(STAGES[1]), best, MEDIUM_NARROW_FACTOR))
     values.update(space.suggest(trial, [p.name for p in space.searched(STAGES[2])]))
     return values
+
+
+def _around_best(trial: optuna.Trial, params: list[Any], best: dict[str, Any], factor: float) -> dict[str, Any]:
+    """Each parameter searched within ×/÷ ``factor`` of its best value so far (see Param.narrowed)."""
+    return {p.name: p.narrowed(best.get(p.name, p.default), factor).suggest(trial) for p in params}
 
 
 # The high stage starts from a coarse log grid around the default α (half-decade steps,
@@ -138,8 +164,30 @@ def alpha_grid(space: SearchSpace) -> list[dict[str, Any]]:
     return trials
 
 
+def untuned_params(space: SearchSpace) -> dict[str, Any]:
+    """Raw ``{name: value}`` params of the untuned trial enqueued first in every study.
+
+    Only parameters whose default a sampled value can express: "no α decay" (None) has no
+    point in the decay-rate range, and a categorical default may not be among the choices.
+    """
+    from .space import to_raw_value
+
+    return {p.name: to_raw_value(p, p.default) for p in space.searched() if p.default is not None and p.kind != "categorical"}
+
+
+def untuned_values(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
+    """Every searched parameter at its default. The enqueued ones are still suggested (Optuna
+    fixes them to the queued values) so the sampler learns from trial 0; the others are not
+    suggested at all, since a sampled value would replace their default."""
+    values = {p.name: p.default for p in space.searched()}
+    values.update(space.suggest(trial, list(untuned_params(space))))
+    return values
+
+
 def joint_plan(budget: Budget | None = None) -> Callable[[optuna.Trial, SearchSpace], dict[str, Any]]:
     def plan(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
+        if trial.user_attrs.get("untuned"):
+            return untuned_values(trial, space)
         return space.suggest(trial)
 
     return plan
