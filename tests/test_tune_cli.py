@@ -76,7 +76,7 @@ def _wait_for_finished(out: Path, at_least: int, process: subprocess.Popen, mid_
             running = [t for t in trials if t.state == TrialState.RUNNING and t.intermediate_values]
             if len(done) >= at_least and (running or not mid_trial):
                 return done
-        time.sleep(0.1)
+        time.sleep(0.02)
     raise AssertionError("the tuning run made no progress")
 
 
@@ -87,7 +87,8 @@ def _values(study: optuna.Study, numbers: list[int]) -> dict[int, tuple]:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_interrupted_tune_resumes_the_same_study_keeping_every_finished_trial(tmp_path, sig, cli):
-    out, space = tmp_path / "run", _space(tmp_path, 20)
+    # Trials long enough (80 epochs) that one is surely mid-epoch when the signal comes.
+    out, space = tmp_path / "run", _space(tmp_path, 80)
     process = _tune("--trials", 5, "--space", space, "--out", out, "--pruner", "none", "--cv", 0, "--json")
     finished = _wait_for_finished(out, 2, process, mid_trial=True)
     before = _values(_study(out), finished)
