@@ -39,11 +39,17 @@ class Sabotage:
         self.apply(state.model)
 
 
-def negative_biases(net):
-    with torch.no_grad():
-        for m in list(net)[:-1]:
-            if isinstance(m, nn.Linear):
-                m.bias.fill_(-10.0)
+def hidden_biases(value):
+    def apply(net):
+        with torch.no_grad():
+            for m in list(net)[:-1]:
+                if isinstance(m, nn.Linear):
+                    m.bias.fill_(value)
+
+    return apply
+
+
+negative_biases = hidden_biases(-10.0)
 
 
 def large_weights_zero_z(scale):
@@ -212,7 +218,7 @@ def test_every_fix_is_its_text_and_its_changes_make_a_valid_config():
     config = TrainConfig(layers=3, optimizer="gd", lr=10.0)
     d = diagnose(config, splits("wine"))
     first = d.main.fixes[0]
-    assert first == "lower the learning rate to about 3e-2" and first.changes == {"lr": 0.03}
+    assert first == "lower the learning rate to about 1e-2" and first.changes == {"lr": 0.01}
     for finding in d.findings:
         for fix in finding.fixes:
             assert isinstance(fix, str) and fix
@@ -225,3 +231,50 @@ def test_a_tiny_learning_rate_is_slow_convergence_and_the_first_fix_cures_it(opt
     d = diagnose(config, splits("breast_cancer"))
     assert d.main.problem == "slow_convergence", d.problems()
     assert cured(config, splits("breast_cancer"), None, d).healthy
+
+
+# Variants of the cases above that were misdiagnosed once (benchmarks/diagnosis_variants.py).
+
+
+@pytest.mark.parametrize("bias", [-5.0, -20.0])
+def test_leaky_relu_with_large_negative_bias_is_vanishing_not_dead(bias):
+    # Leaky units pass 1% of the gradient when negative: never dead, but the gradient vanishes.
+    config = TrainConfig(layers=3, activation="leaky_relu")
+    d = diagnose(config, splits("wine"), hidden_biases(bias))
+    assert "dead_units" not in [f.problem for f in d.findings if f.severity != "info"], d.problems()
+    assert d.main.problem == "vanishing_gradient", d.problems()
+    assert cured(config, splits("wine"), hidden_biases(bias), d).healthy
+
+
+@pytest.mark.parametrize("activation, hidden", [("sigmoid", 16), ("tanh", 32)])
+def test_narrow_ten_layer_saturating_stack_is_cured_by_its_first_fix(activation, hidden):
+    # relu + he on 10 narrow layers leaves some layer half dead by chance: not a finding.
+    config = TrainConfig(layers=10, hidden=hidden, batch_size=32, activation=activation, init="normal")
+    d = diagnose(config, splits("breast_cancer"))
+    assert d.main.problem in ("vanishing_gradient", "saturated_activations"), d.problems()
+    assert cured(config, splits("breast_cancer"), None, d).healthy
+
+
+@pytest.mark.parametrize("layers, hidden, batch_size", [(3, 16, 64), (15, 16, "full")])
+def test_narrow_relu_he_layers_are_not_called_dead_by_chance(layers, hidden, batch_size):
+    config = TrainConfig(layers=layers, hidden=hidden, batch_size=batch_size)
+    d = diagnose(config, splits("diabetes"))
+    assert d.healthy, [(f.problem, f.severity, f.evidence) for f in d.findings]
+
+
+@pytest.mark.parametrize("data, optimizer, lr", [("diabetes", "rmsprop", 1e-3), ("wine", "momentum", 1e-2)])
+def test_healthy_recipe_with_rmsprop_or_momentum_at_a_sound_rate_is_healthy(data, optimizer, lr):
+    # seed 4: a lucky low starting loss (rmsprop) and only two batches per epoch (wine)
+    config = TrainConfig(layers=3, optimizer=optimizer, lr=lr, seed=4)
+    d = diagnose(config, splits(data))
+    assert d.healthy, [(f.problem, f.severity, f.evidence) for f in d.findings]
+
+
+@pytest.mark.parametrize("data, optimizer, seed", [("breast_cancer", "momentum", 2), ("diabetes", "gd", 4)])
+def test_learning_rate_10_is_diverging_and_its_first_fix_cures_it_for_other_seeds(data, optimizer, seed):
+    # momentum: the loss stays near chance without a spike, the update ratio shows the step;
+    # gd: 3e-2 still blew up this seed of the diabetes regression.
+    config = TrainConfig(layers=3, optimizer=optimizer, lr=10.0, seed=seed)
+    d = diagnose(config, splits(data))
+    assert d.main.problem == "diverging_loss", d.problems()
+    assert cured(config, splits(data), None, d).healthy

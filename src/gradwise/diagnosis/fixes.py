@@ -77,9 +77,10 @@ def lower_lr(ctx: Context) -> Fix:
     """A learning rate ten times smaller, capped at a sound value for the optimizer family.
 
     The caps are rates that train normalized tables stably: 1e-3 for Adam-like optimizers,
-    3e-2 for plain and momentum gradient descent (1e-1 can still blow up a regression).
+    1e-2 for plain and momentum gradient descent (3e-2 still blows up the diabetes
+    regression for 2 of 8 initialization seeds; 1e-2 trains all four built-in tables on all 8).
     """
-    cap = 1e-3 if ctx.adaptive else 3e-2
+    cap = 1e-3 if ctx.adaptive else 1e-2
     target = cap if ctx.lr is None else min(ctx.lr / 10, cap)
     target = _round(target)
     return Fix(f"lower the learning rate to about {fmt(target)}", {"lr": target})

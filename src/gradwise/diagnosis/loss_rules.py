@@ -1,7 +1,9 @@
 """Rules on the loss curve: divergence, oscillation, slow convergence.
 
 Each compares the loss with its own beginning (the loss at initialization, or the first
-stretch of a smoothed curve), so no threshold depends on the data set's loss scale.
+stretch of a smoothed curve), so no threshold depends on the data set's loss scale. A step
+far too large that leaves the loss bouncing near its start is told by the update-to-weight
+ratio instead, which is scale-free too.
 """
 
 from __future__ import annotations
@@ -16,8 +18,16 @@ from .monitor import GradientMonitor
 
 # Losses this many times the starting loss mean training blew up, even if it recovered.
 SPIKE_WARNING = 3.0  # sustained over three steps
-SPIKE_SINGLE = 4.0  # in a single step
+# In a single step. RMSprop's first steps (before its average of g² fills) can briefly
+# reach ~5.5x a lucky low starting loss of a regression and recover; a too-large step that
+# does not spike this far shows in the update ratio instead.
+SPIKE_SINGLE = 8.0
 SPIKE = 10.0  # sustained: critical
+# Steps that change the weights by this share of their norm, over several steps, are far too
+# large: healthy runs of the built-in tables stay under ~0.015 (Adam 1e-3 to 3e-3, GD 0.1),
+# aggressive ones that still train under ~0.05 (GD 0.3, Adam 1e-2); momentum with a rate of
+# 10 that leaves a classifier at chance reaches 0.1-0.8.
+UPDATE_TOO_LARGE = 0.1
 
 
 def late_update_ratios(mon: GradientMonitor) -> list[float]:
@@ -46,15 +56,49 @@ def rule_diverging(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
     if spike is not None:
         return spike_finding(spike, ctx)
     series = loss_series(mon)
-    if len(series) < 3:
-        return None
-    start, end, best = series[0], series[-1], min(series)
+    start, end, best = (series[0], series[-1], min(series)) if len(series) >= 3 else (math.nan,) * 3
     if not (end > 2 * start and end > 2 * best):
-        return None
+        return _too_large_updates(mon, ctx)
     return Finding(
         "diverging_loss", "critical" if end > 10 * start else "warning", [],
         {"loss_start": start, "loss_end": end, "loss_best": best}, F.for_diverging(ctx), origin="training",
         explanation=f"The loss grew from {start:.3g} to {end:.3g} (best {best:.3g}): the learning rate overshoots.",
+    )
+
+
+def peak_update_ratio(mon: GradientMonitor, window: int = 5) -> float | None:
+    """The median layer's ||ΔW|| / ||W||, at its highest over ``window`` consecutive observed steps.
+
+    A window, not the single largest step: a first step of RMSprop may be large alone. Not
+    the whole run: steps that kill every ReLU unit leave later updates near zero.
+    """
+    per_step = [M.median(M.finite(l.update_ratio for l in o.layers.values())) for o in mon.observations]
+    ratios = [r for r in per_step if r is not None]
+    if not ratios:
+        return None
+    window = min(window, len(ratios))
+    return max(M.median(ratios[i:i + window]) for i in range(len(ratios) - window + 1))
+
+
+def _too_large_updates(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
+    """Steps so large that the loss cannot settle, though it neither blew up nor grew.
+
+    A far too large step can leave the loss bouncing near its start (a classifier thrown to
+    chance level): the loss curve alone then looks flat, the update ratio does not.
+    """
+    ratio = peak_update_ratio(mon)
+    if ratio is None or ratio < UPDATE_TOO_LARGE:
+        return None
+    losses = M.finite(mon.losses)
+    return Finding(
+        "diverging_loss", "critical" if ratio >= 10 * UPDATE_TOO_LARGE else "warning", [],
+        {"peak_update_ratio": ratio, "healthy_update_ratio": "< 0.01", "loss_start": losses[0] if losses else None,
+         "loss_end": losses[-1] if losses else None, "loss_peak": max(losses) if losses else None},
+        F.for_diverging(ctx), origin="training",
+        explanation=(
+            f"Each step changes the weights by about {ratio:.0%} of their size (healthy training: under 1%): "
+            "the learning rate is so large that every step overshoots and the loss cannot settle."
+        ),
     )
 
 
@@ -95,6 +139,9 @@ def rule_oscillating(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
     series = loss_series(mon)
     if len(series) < 6:
         return None
+    epochs = mon.epoch_losses
+    if len(epochs) >= 3 and all(b < a for a, b in zip(epochs, epochs[1:])):
+        return None  # descending epoch after epoch: the swings are mini-batch noise, not overshooting
     flips = M.sign_change_fraction(series)
     diffs = [abs(b - a) for a, b in zip(series, series[1:])]
     swing = M.median(diffs) or 0.0

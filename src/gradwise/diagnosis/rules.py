@@ -21,8 +21,12 @@ from .monitor import GradientMonitor, LayerObservation, Observation
 
 # A layer is "saturated" when this share of its sigmoid/tanh units sit where g' < 7% of max.
 SATURATED_SHARE = 0.2
-# A layer is "dead" when this share of its ReLU units were active for no example.
+# A layer is "dead" when this share of its ReLU units were active for no example, plus
+# 1/sqrt(units): at He initialization a quarter to a third of a layer's units are dead by
+# chance, spread about 0.45/sqrt(units), so a narrow layer (16 units: 0.75) needs more.
 DEAD_SHARE = 0.5
+# Units with a negative slope still pass gradient when never positive: they cannot die.
+LEAKY = ("LeakyReLU", "PReLU", "RReLU")
 # The first layer receiving under this share of the gradient signal of the top is vanishing.
 VANISHING_RATIO = 0.01
 # Gradient amplified over the depth by more than this is exploding. At initialization a
@@ -209,8 +213,8 @@ def rule_exploding(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
 # ---- units ----
 
 
-def _unit_rule(mon: GradientMonitor, attr: str, share: float, usable: Callable[[LayerObservation], bool]) -> tuple[str, dict[str, float]] | None:
-    """Layers whose ``attr`` share is at least ``share``, at set-up or late in training."""
+def _unit_rule(mon: GradientMonitor, attr: str, share: Callable[[str], float], usable: Callable[[LayerObservation], bool]) -> tuple[str, dict[str, float]] | None:
+    """Layers whose ``attr`` share is at least ``share(layer)``, at set-up or late in training."""
     obs = mon.observations
     windows = [("setup", obs[:1]), ("training", late(obs))]
     for origin, window in windows:
@@ -220,13 +224,13 @@ def _unit_rule(mon: GradientMonitor, attr: str, share: float, usable: Callable[[
             value = M.median(vals)
             if value is not None:
                 values[name] = value
-        if any(v >= share for v in values.values()):
+        if any(v >= share(name) for name, v in values.items()):
             return origin, values
     return None
 
 
 def rule_saturation(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
-    found = _unit_rule(mon, "saturation", SATURATED_SHARE, lambda l: True)
+    found = _unit_rule(mon, "saturation", lambda name: SATURATED_SHARE, lambda l: True)
     if found is None:
         return None
     origin, values = found
@@ -243,17 +247,26 @@ def rule_saturation(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
     )
 
 
+def dead_share_threshold(mon: GradientMonitor) -> Callable[[str], float]:
+    """Per layer, the dead share beyond chance: DEAD_SHARE + 1/sqrt(units)."""
+    units = {name: module.weight.shape[0] for name, module in getattr(mon, "layers", [])}
+    return lambda name: min(0.9, DEAD_SHARE + 1 / math.sqrt(units[name])) if units.get(name) else DEAD_SHARE
+
+
 def rule_dead_units(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
     enough = lambda l: l.dead_examples >= M.DEAD_MIN_EXAMPLES or l.dead_examples == 0
-    found = _unit_rule(mon, "dead", DEAD_SHARE, lambda l: l.dead_examples > 0 and enough(l))
+    can_die = lambda l: l.activation not in LEAKY
+    threshold = dead_share_threshold(mon)
+    found = _unit_rule(mon, "dead", threshold, lambda l: l.dead_examples > 0 and enough(l) and can_die(l))
     if found is None:
         return None
     origin, values = found
-    layers = [n for n, v in values.items() if v >= DEAD_SHARE]
+    layers = [n for n, v in values.items() if v >= threshold(n)]
     worst = max(values[n] for n in layers)
     return Finding(
         "dead_units", "critical" if worst >= 0.9 else "warning", layers,
-        {"dead_share": values, "min_examples": M.DEAD_MIN_EXAMPLES}, F.for_dead(ctx, origin), origin=origin,
+        {"dead_share": values, "threshold": {n: threshold(n) for n in values}, "min_examples": M.DEAD_MIN_EXAMPLES},
+        F.for_dead(ctx, origin), origin=origin,
         explanation=(
             f"Up to {worst:.0%} of the ReLU units output 0 for every example: g'(z) = 0 there, so no "
             "gradient flows through them and they never recover."
