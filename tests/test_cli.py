@@ -1,10 +1,8 @@
 """End to end through the command line, in subprocesses, as a user runs it."""
 
-import json
 import shutil
 
 import pandas as pd
-import pytest
 
 
 def test_train_digits_defaults_json_then_predict(cli, tmp_path):

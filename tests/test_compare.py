@@ -77,3 +77,10 @@ def test_names_and_rates():
     assert parse_optimizers("gd,torch:AdamW", 0.05) == [("gd", 0.05), ("torch:AdamW", 0.05)]
     assert [variant_name(b, 100) for b in ("full", 1, 10, 100)] == ["batch", "stochastic", "mini-batch 10", "batch"]
 
+
+
+def test_the_table_is_never_cut_when_stdout_is_a_pipe(cli):
+    # rich assumes 80 columns off a terminal; the nine columns would then read "0.0…".
+    result = cli("compare", "--data", "builtin:iris", "--epochs", "2", "--optimizers", "gd,adam", "--batch-sizes", "full")
+    assert result.code == 0, result.stderr
+    assert "…" not in result.stdout and "epochs→target" in result.stdout and "oscillation" in result.stdout

@@ -29,7 +29,8 @@ from rich.table import Table
 
 from ..config import TrainConfig
 from ..errors import ConfigError
-from ..optim import OPTIMIZERS, build_optimizer
+from ..optim import build_optimizer
+from ..reporting.tables import stdout_console
 from ..training import fit
 from ._errors import handle_errors
 from .options import config_from_options, emit_json, output_options, splits_from_options, training_options
@@ -223,4 +224,4 @@ def command(ctx: click.Context, optimizers: str, batch_sizes: str, target_loss: 
         emit_json({"data": options["data"], "seed": base.seed, "epochs": base.epochs, "target_loss": target,
                    "config": base.to_dict(), "runs": results})
         return
-    render(results, target, f"{options['data']}: {len(splits.train)} training rows, seed {base.seed}", Console())
+    render(results, target, f"{options['data']}: {len(splits.train)} training rows, seed {base.seed}", stdout_console())

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.console import Console
 
 from ..diagnosis import GradientMonitor, render_diagnosis
+from ..reporting.tables import stdout_console
 from ..training import fit
 from ._errors import handle_errors
 from .options import config_from_options, emit_json, output_options, splits_from_options, training_options
@@ -49,6 +49,6 @@ def command(every: int, as_json: bool, **options: Any) -> None:
     if as_json:
         emit_json({**diagnosis.to_dict(), "stop_reason": result.stop_reason, "metrics": result.metrics, "config": config.to_dict()})
         return
-    console = Console()
+    console = stdout_console()
     console.print(f"Trained {result.epochs_run} epochs ({result.updates} updates): {result.stop_reason}", highlight=False)
     render_diagnosis(diagnosis, console)

@@ -7,12 +7,12 @@ from typing import Any
 
 import click
 import pandas as pd
-from rich.console import Console
 from rich.table import Table
 
 from ..errors import DataError, GradwiseError
 from ..files import atomic_write
 from ..inference import predict_table
+from ..reporting.tables import stdout_console
 from ._errors import handle_errors
 from .options import emit_json, output_options
 
@@ -44,7 +44,7 @@ def command(model_dir: Path, data: str, out: Path | None, as_json: bool) -> None
 
 
 def _print_summary(predictions: pd.DataFrame, score: dict[str, Any] | None, out: Path | None) -> None:
-    console = Console()
+    console = stdout_console()
     table = Table(title=f"{len(predictions)} predictions" + ("" if out else f" (first {min(PREVIEW_ROWS, len(predictions))}; save all with --out FILE.csv)"), title_justify="left")
     for column in predictions.columns:
         table.add_column(str(column), justify="right")

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from ..errors import GradwiseError
 from ..models import save_bundle
 from ..reporting import render_fit
+from ..reporting.tables import stdout_console
 from ..training import fit
 from ._errors import handle_errors
 from .options import config_from_options, emit_json, output_options, splits_from_options, training_options
@@ -46,7 +46,7 @@ def command(out: Path | None, monitor: bool, as_json: bool, **options: Any) -> N
             document["diagnosis"] = diagnosis.to_dict()
         emit_json(document)
         return
-    console = Console()
+    console = stdout_console()
     render_fit(result, console, str(out) if out else None)
     if diagnosis is not None:
         importlib.import_module("gradwise.diagnosis").render_diagnosis(diagnosis, console)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..errors import GradwiseError
+from ..reporting.tables import stdout_console
 from ._errors import handle_errors
 from .options import data_options, emit_json, output_options
 
@@ -94,10 +94,9 @@ def _cv(value: str) -> Any:
 
 
 def render_result(result: Any) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = stdout_console()
     data = result.to_dict()
     t = data["trials"]
     console.print(f"[bold]study {data['study']}[/bold]: {t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed")

@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -56,6 +56,9 @@ from .observation import (
 )
 from .recording import StepRecord
 from .updates import UpdateProbe
+
+if TYPE_CHECKING:
+    from .findings import Diagnosis
 
 __all__ = ["DEFAULT_EVERY", "GradientMonitor", "LayerObservation", "Observation"]
 

@@ -8,6 +8,16 @@ from rich.console import Console
 from rich.table import Table
 
 
+PIPE_WIDTH = 140  # columns for tables written to a pipe or a file
+
+
+def stdout_console() -> Console:
+    """A console for stdout. A terminal keeps its own width; a pipe or a file (where rich
+    would assume 80 columns and cut wide tables into "0.0…") gets PIPE_WIDTH."""
+    console = Console()
+    return console if console.is_terminal else Console(width=max(console.width, PIPE_WIDTH))
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
