@@ -84,3 +84,16 @@ def test_the_table_is_never_cut_when_stdout_is_a_pipe(cli):
     result = cli("compare", "--data", "builtin:iris", "--epochs", "2", "--optimizers", "gd,adam", "--batch-sizes", "full")
     assert result.code == 0, result.stderr
     assert "…" not in result.stdout and "epochs→target" in result.stdout and "oscillation" in result.stdout
+
+
+def test_momentum_and_adam_take_straight_paths_where_gd_and_rmsprop_zig_zag():
+    # Section 3: gradient descent's consecutive mini-batch steps keep undoing each other;
+    # momentum (and Adam's first moment) average them, so consecutive steps agree.
+    args = ["compare", "--data", "builtin:iris", "--epochs", "10", "--batch-sizes", "16", "--json",
+            "--optimizers", "gd=0.5,momentum=0.5,rmsprop=0.01,adam=0.01"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    zigzag = {r["optimizer"]: r["zigzag"] for r in json.loads(result.stdout)["runs"]}
+    assert all(0 <= z <= 1 for z in zigzag.values())
+    assert zigzag["momentum"] < 0.2 < 0.5 < zigzag["gd"]
+    assert zigzag["adam"] < 0.2 < 0.5 < zigzag["rmsprop"]

@@ -14,6 +14,9 @@ Measures, per run:
   went up: Σ max(0, ℓ[e+1] − ℓ[e]) / Σ |ℓ[e+1] − ℓ[e]|. 0 is a steady descent, 0.5 as
   much up as down. Per epoch rather than per update, because a mini-batch's loss also
   moves with the examples it happens to hold, which would hide what the optimizer does.
+- zig-zag: the share of consecutive updates whose directions disagree (Δθ_t · Δθ_t-1 < 0):
+  the path itself. Gradient descent keeps undoing part of its last step (most of all on
+  single examples); momentum's averaged step V keeps going the same way.
 """
 
 from __future__ import annotations
@@ -102,6 +105,38 @@ class UpdateLosses:
         self.losses.append(float(loss.detach()))
 
 
+class StepReversals:
+    """Callback that counts consecutive updates pointing against each other (cosine < 0).
+
+    This is the zig-zag of the document's section 3: plain gradient descent, and more so
+    its noisy stochastic form, keeps undoing part of its last step; momentum averages the
+    steps, so consecutive ones agree. Counted on the device, read once at the end.
+    """
+
+    def on_train_start(self, state: Any) -> None:
+        self._params = [p for p in state.model.parameters() if p.requires_grad]
+        self._before = self._flat()
+        self._last: torch.Tensor | None = None
+        self._reversals = torch.zeros((), device=self._before.device)
+        self.pairs = 0
+
+    def _flat(self) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([p.detach().reshape(-1) for p in self._params])
+
+    def on_step_end(self, state: Any) -> None:
+        after = self._flat()
+        step = after - self._before
+        if self._last is not None:
+            self._reversals += torch.dot(step, self._last) < 0
+            self.pairs += 1
+        self._before, self._last = after, step
+
+    def share(self) -> float | None:
+        """Share of consecutive update pairs that reversed direction (None with < 2 updates)."""
+        return float(self._reversals) / self.pairs if self.pairs else None
+
+
 def thin(values: list[float], limit: int = MAX_CURVE_POINTS) -> tuple[list[float], int]:
     """Every k-th value so at most ``limit`` remain, and k."""
     stride = max(1, math.ceil(len(values) / limit))
@@ -110,8 +145,8 @@ def thin(values: list[float], limit: int = MAX_CURVE_POINTS) -> tuple[list[float
 
 def run_one(base: TrainConfig, splits, optimizer: str, lr: float, batch_size: int | str) -> dict[str, Any]:
     config = base.replace(optimizer=optimizer, lr=lr, batch_size=batch_size)
-    recorder = UpdateLosses()
-    result = fit(config, splits, callbacks=[recorder])
+    recorder, reversals = UpdateLosses(), StepReversals()
+    result = fit(config, splits, callbacks=[recorder, reversals])
     return {
         "optimizer": optimizer,
         "lr": lr,
@@ -123,6 +158,7 @@ def run_one(base: TrainConfig, splits, optimizer: str, lr: float, batch_size: in
         "updates": result.updates,
         "seconds": result.seconds,
         "oscillation": oscillation([record.train_loss for record in result.history]),
+        "zigzag": reversals.share(),
         "stop_reason": result.stop_reason,
         "_history": result.history,
         "_update_losses": recorder.losses,
@@ -157,13 +193,15 @@ def _fmt(value: Any, spec: str = ".4g") -> str:
 
 def render(runs: list[dict[str, Any]], target: float | None, title: str, console: Console) -> None:
     table = Table(title=title, caption=f"→target: to reach training loss {_fmt(target)}; "
-                  "oscillation: share of the epoch loss curve's movement that went up")
-    for column in ("optimizer", "lr", "variant", "train loss", "val loss", "epochs→target", "updates→target", "seconds", "oscillation"):
+                  "oscillation: share of the epoch loss curve's movement that went up; "
+                  "zig-zag: share of consecutive updates that point against each other")
+    for column in ("optimizer", "lr", "variant", "train loss", "val loss", "epochs→target", "updates→target", "seconds", "oscillation", "zig-zag"):
         text = column in ("optimizer", "variant")
         table.add_column(column, justify="left" if text else "right", no_wrap=text)
     for r in runs:
         table.add_row(r["optimizer"], _fmt(r["lr"], "g"), r["variant"], _fmt(r["final_train_loss"]), _fmt(r["final_val_loss"]),
-                      _fmt(r["epochs_to_target"]), _fmt(r["updates_to_target"]), _fmt(r["seconds"], ".2f"), _fmt(r["oscillation"], ".2f"))
+                      _fmt(r["epochs_to_target"]), _fmt(r["updates_to_target"]), _fmt(r["seconds"], ".2f"), _fmt(r["oscillation"], ".2f"),
+                      _fmt(r["zigzag"], ".2f"))
     console.print(table)
     for r in runs:
         if not r["stop_reason"].startswith("completed"):
