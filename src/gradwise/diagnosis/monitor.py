@@ -313,7 +313,7 @@ class GradientMonitor:
         raws, self._raw = self._raw, []
         if not raws:
             return
-        flat = torch.cat([r.values.float().cpu() for r in raws]).tolist()
+        flat = _concat([r.values for r in raws]).cpu().tolist()  # one transfer (one device: the model's)
         at = 0
         for raw in raws:
             size = raw.values.numel()
