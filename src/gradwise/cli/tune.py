@@ -12,7 +12,7 @@ from ..reporting.tables import stdout_console
 from ._errors import handle_errors
 from .options import data_options, emit_json, output_options
 
-STRATEGY_HELP = "staged: α first, then β/hidden/batch size, then layers/decay (25/45/30% of the budget); joint: TPE over everything; random."
+STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then layers/decay with the rest searched near the best (10/30/60% of the budget); joint: TPE over everything; random."
 
 
 @click.command("tune")
