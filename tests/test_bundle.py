@@ -69,3 +69,23 @@ def test_predict_on_raw_frame_returns_labels_and_probabilities():
     assert set(frame["target"]) <= {"setosa", "versicolor", "virginica"}
     np.testing.assert_allclose(frame.iloc[:, 1:].sum(axis=1), 1.0, rtol=1e-5)
     assert torch.is_tensor(result.model.input_normalizer.scale_)
+
+
+def test_an_ensemble_predicts_the_mean_of_its_networks_and_survives_a_save(tmp_path):
+    from gradwise.models import MeanOfNets
+    from gradwise.training.loop import split_metrics
+
+    splits = split_table(load_table("builtin:diabetes"))
+    runs = [fit(TrainConfig(epochs=3, hidden=16, seed=seed), splits) for seed in (0, 1, 2)]
+    # The members' own predictions, in original units, averaged by hand (the target
+    # normalization is affine, so the mean commutes with it).
+    by_hand = np.mean([run.model.predict_array(splits.test.X) for run in runs], axis=0)
+    model = runs[0].model
+    model.net = MeanOfNets([run.model.net for run in runs])
+    np.testing.assert_allclose(model.predict_array(splits.test.X), by_hand, rtol=1e-5)
+    rmse = float(np.sqrt(np.mean((by_hand.reshape(-1) - np.asarray(splits.test.y, dtype=float).reshape(-1)) ** 2)))
+    assert split_metrics(model, splits)["test"]["rmse"] == pytest.approx(rmse, rel=1e-4)
+    save_bundle(model, tmp_path / "m", runs[0].config)
+    loaded, meta = load_bundle(tmp_path / "m")
+    assert meta["model"]["members"] == 3 and len(loaded.net.members) == 3
+    np.testing.assert_array_equal(loaded.predict_array(splits.test.X), model.predict_array(splits.test.X))

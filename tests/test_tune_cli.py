@@ -48,6 +48,8 @@ def test_tune_prints_one_json_document_and_writes_model_trials_and_importance(tm
     assert set(document["best"]["config"]) >= {"lr", "hidden", "batch_size", "layers"}
     assert 0 <= document["final"]["test"]["accuracy"] <= 1
     assert document["final"]["chosen"].startswith(("best trial", "untuned defaults"))
+    # iris is a small table: the final model is the mean of 5 networks, each tested too.
+    assert document["final"]["members"] == 5 and len(document["final"]["member_test"]) == 5
     assert document["untuned_val"] is not None  # trial 0 is the defaults, the baseline to beat
     importance = {row["param"]: row for row in document["importance"]}
     assert importance["lr"]["document"] == "high" and importance["hidden"]["document"] == "medium"

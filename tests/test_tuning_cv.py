@@ -11,7 +11,7 @@ import pytest
 from gradwise import TrainConfig, fit, load_table, split_table
 from gradwise.errors import ConfigError
 from gradwise.tuning import Objective, TuneSpec, default_space
-from gradwise.tuning.folds import make_folds, resolve_folds
+from gradwise.tuning.folds import make_folds, resolve_folds, resolve_members
 from gradwise.tuning.objective import mean_curve_best
 from gradwise.tuning.result import choose_final
 from gradwise.tuning.runner import create_study, load_study, run_worker
@@ -50,6 +50,14 @@ def test_auto_cross_validates_small_tables_only_and_bad_values_are_refused():
         resolve_folds(1, 500)
     with pytest.raises(ConfigError, match="--cv"):
         TuneSpec(cv="many")
+
+
+def test_auto_ensembles_the_final_model_of_small_tables_only_and_bad_values_are_refused():
+    assert resolve_members("auto", 500) == 5 and resolve_members("auto", 5000) == 1
+    assert resolve_members(1, 500) == 1 and resolve_members(3, 5000) == 3
+    for bad in (0, -2, "many", True):
+        with pytest.raises(ConfigError, match="--ensemble"):
+            TuneSpec(ensemble=bad)
 
 
 def test_mean_curve_best_picks_one_epoch_on_the_averaged_curves():

@@ -25,6 +25,7 @@ STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then lay
 @click.option("--pruner", type=click.Choice(["hyperband", "halving", "median", "none"]), default="hyperband", show_default=True)
 @click.option("--metric", type=click.Choice(["accuracy", "rmse", "r2", "loss"]), default=None, help="Validation metric to optimize. Default: accuracy (classification), rmse (regression).")
 @click.option("--cv", default="auto", show_default=True, help="Score trials by k-fold cross-validation over train+val: auto (5 folds under 2,000 rows), 0 (off) or k.")
+@click.option("--ensemble", default="auto", show_default=True, help="Networks averaged in the final model, each from its own seed: auto (5 under 2,000 rows, else 1) or k.")
 @click.option("--epochs", type=int, default=60, show_default=True, help="Most epochs per trial (the pruner's resource).")
 @click.option("--patience", type=int, default=10, show_default=True, help="Early stopping per trial; 0 disables it.")
 @click.option("--activation", default=None, help="Hidden activation for every trial (default relu).")
@@ -81,12 +82,12 @@ def spec_from_options(options: dict[str, Any], resume: bool = False):
         split_seed=options["seed"], drop_invalid=options["drop_invalid"], space=space.to_dict(), base=base,
         strategy=options["strategy"], pruner=options["pruner"], metric=options["metric"], n_trials=options["n_trials"],
         timeout=options["timeout"], workers=options["workers"], seed=options["seed"], monitor=not options["no_monitor"],
-        cv=_cv(options["cv"]),
+        cv=_cv(options["cv"]), ensemble=_cv(options["ensemble"]),
     )
 
 
 def _cv(value: str) -> Any:
-    """'auto' or an integer; anything else is left for TuneSpec to refuse with the rule."""
+    """'auto' or an integer (--cv, --ensemble); anything else is left for TuneSpec to refuse."""
     try:
         return int(value)
     except ValueError:
@@ -112,7 +113,9 @@ def render_result(result: Any) -> None:
     final = data["final"]
     if final:
         test = ", ".join(f"{k} {v:.4g}" for k, v in final["test"].items())
-        console.print(f"final model: {final['chosen']}; trained {final['epochs']} epochs max with early stopping; test: {test}")
+        members = final.get("members", 1)
+        networks = f"the mean of {members} networks from different seeds, each" if members > 1 else "one network,"
+        console.print(f"final model: {final['chosen']}; {networks} trained {final['epochs']} epochs max with early stopping; test: {test}")
     for name, path in data["files"].items():
         console.print(f"{name}: {path}")
 

@@ -19,6 +19,7 @@ from ..data.encoding import FeatureEncoder, TargetEncoder
 from ..data.normalize import Normalizer
 from ..errors import GradwiseError
 from ..files import atomic_write, atomic_write_json
+from .ensemble import MeanOfNets, member_count
 from .mlp import build_mlp
 from .model import GradwiseModel
 
@@ -32,7 +33,8 @@ def save_bundle(model: GradwiseModel, directory: str | Path, config: TrainConfig
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {"format": FORMAT, "model": model.describe(), "config": config.to_dict(), "metrics": metrics or {}, **(extra or {})}
+    description = {**model.describe(), "members": member_count(model.net)}
+    meta = {"format": FORMAT, "model": description, "config": config.to_dict(), "metrics": metrics or {}, **(extra or {})}
     atomic_write(directory / WEIGHTS, lambda path: save_file(tensors, str(path)))
     atomic_write_json(directory / METADATA, meta)
     return directory
@@ -59,7 +61,11 @@ def load_bundle(directory: str | Path) -> tuple[GradwiseModel, dict[str, Any]]:
 
 
 def _empty_model(desc: dict[str, Any], config: TrainConfig) -> GradwiseModel:
-    net = build_mlp(desc["n_features"], desc["n_outputs"], config.layers, config.hidden, config.activation, "torch", config.batch_norm, config.dropout)
+    def network():
+        return build_mlp(desc["n_features"], desc["n_outputs"], config.layers, config.hidden, config.activation, "torch", config.batch_norm, config.dropout)
+
+    members = int(desc.get("members", 1))  # bundles written before ensembles have no count
+    net = MeanOfNets([network() for _ in range(members)]) if members > 1 else network()
     target_norm = None
     if desc["target_normalize"] is not None:
         target_norm = Normalizer(desc["target_normalize"], desc["n_outputs"])

@@ -100,6 +100,12 @@ def _tensors(model: GradwiseModel, splits: Splits, device: torch.device) -> dict
     return out
 
 
+def split_metrics(model: GradwiseModel, splits: Splits) -> dict[str, dict[str, float]]:
+    """Loss and metrics of a trained model on each split (on the CPU), as ``fit`` reports them."""
+    data = _tensors(model, splits, torch.device("cpu"))
+    return {name: _metrics(model.net, data, name, splits.task) for name in ("train", "val", "test")}
+
+
 def _metrics(net: nn.Module, data, name: str, task: str) -> dict[str, float]:
     X, y = data[name]
     if len(X) == 0:

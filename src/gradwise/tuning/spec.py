@@ -50,6 +50,10 @@ class TuneSpec:
     # Score each trial by k-fold cross-validation over train + val: "auto" (5 folds below
     # 2,000 rows, where one validation split is too small to select on), 0 (off) or k.
     cv: Any = "auto"
+    # The final model: the mean of this many networks of the best configuration, trained
+    # from different seeds: "auto" (5 below 2,000 rows, where the seed alone moves the test
+    # error most; else 1) or k >= 1.
+    ensemble: Any = "auto"
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -64,6 +68,8 @@ class TuneSpec:
             raise ConfigError(f"--timeout must be a positive number of seconds, got {self.timeout!r}")
         if not (self.cv == "auto" or (isinstance(self.cv, int) and (self.cv == 0 or self.cv >= 2))):
             raise ConfigError(f"--cv must be 'auto', 0 (off) or a number of folds >= 2; got {self.cv!r}")
+        if not (self.ensemble == "auto" or (isinstance(self.ensemble, int) and not isinstance(self.ensemble, bool) and self.ensemble >= 1)):
+            raise ConfigError(f"--ensemble must be 'auto' or a number of networks >= 1; got {self.ensemble!r}")
         if self.workers < 1:
             raise ConfigError(f"--workers must be a positive integer, got {self.workers!r}")
 
