@@ -36,6 +36,7 @@ from gradwise import TrainConfig
 from gradwise.cli import main as cli_main
 from gradwise.data import load_table, split_table
 from gradwise.diagnosis import GradientMonitor
+from gradwise.diagnosis.sabotage import Sabotage, hidden_biases, large_weights_zero_z, scaled_weights
 from gradwise.training import fit
 
 EPOCHS = 5  # as in tests/test_diagnosis.py
@@ -65,60 +66,6 @@ def splits(name: str, column: int | None = None, scale: float = 1.0):
             table.features = features
         _SPLITS[key] = split_table(table, seed=0)
     return _SPLITS[key]
-
-
-# ---- sabotage: a bad initialization applied when training starts ----
-
-
-@dataclass
-class Sabotage:
-    apply: Callable[[nn.Module], None]
-
-    def on_train_start(self, state) -> None:
-        self.apply(state.model)
-
-
-def hidden_linears(net: nn.Module) -> list[nn.Linear]:
-    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
-    return linears[:-1]
-
-
-def negative_biases(value: float) -> Callable[[nn.Module], None]:
-    def apply(net: nn.Module) -> None:
-        with torch.no_grad():
-            for m in hidden_linears(net):
-                m.bias.fill_(value)
-
-    return apply
-
-
-def scaled_weights(factor: float) -> Callable[[nn.Module], None]:
-    def apply(net: nn.Module) -> None:
-        with torch.no_grad():
-            for m in net.modules():
-                if isinstance(m, nn.Linear):
-                    m.weight.mul_(factor)
-
-    return apply
-
-
-def large_weights_zero_z(scale: float) -> Callable[[nn.Module], None]:
-    """Weights ~ N(0, scale²) and the document's biases b = -W a_prev, so z = 0 on average."""
-
-    def apply(net: nn.Module) -> None:
-        def centre(module, args):
-            handle.remove()
-            a = args[0]
-            with torch.no_grad():
-                for m in module:
-                    if isinstance(m, nn.Linear):
-                        m.weight.normal_(0.0, scale)
-                        m.bias.copy_(-(a.mean(0) @ m.weight.T))
-                    a = m(a)
-
-        handle = net.register_forward_pre_hook(centre)
-
-    return apply
 
 
 # ---- variants ----
@@ -242,17 +189,17 @@ def dead_variants() -> list[Variant]:
     for bias in (-5.0, -10.0, -20.0):
         for data in ("wine", "digits", "breast_cancer", "diabetes"):
             config = TrainConfig(layers=3, epochs=EPOCHS)
-            out.append(Variant("dead", f"relu bias={bias:g} {data}", ("dead_units",), config, (data,), negative_biases(bias)))
+            out.append(Variant("dead", f"relu bias={bias:g} {data}", ("dead_units",), config, (data,), hidden_biases(bias)))
         for data in ("wine", "digits"):
             config = TrainConfig(layers=3, activation="leaky_relu", epochs=EPOCHS)
-            out.append(Variant("dead", f"leaky_relu bias={bias:g} {data}", (), config, (data,), negative_biases(bias), forbid=("dead_units",)))
+            out.append(Variant("dead", f"leaky_relu bias={bias:g} {data}", (), config, (data,), hidden_biases(bias), forbid=("dead_units",)))
     for layers in (2, 5):
         for data in ("wine", "digits"):
-            out.append(Variant("dead", f"relu bias=-10 L={layers} {data}", ("dead_units",), TrainConfig(layers=layers, epochs=EPOCHS), (data,), negative_biases(-10.0)))
+            out.append(Variant("dead", f"relu bias=-10 L={layers} {data}", ("dead_units",), TrainConfig(layers=layers, epochs=EPOCHS), (data,), hidden_biases(-10.0)))
     for optimizer, lr in (("gd", 0.01), ("momentum", 0.01)):
-        out.append(Variant("dead", f"relu bias=-10 {optimizer} lr={lr:g} wine", ("dead_units",), TrainConfig(layers=3, optimizer=optimizer, lr=lr, epochs=EPOCHS), ("wine",), negative_biases(-10.0)))
-    out.append(Variant("dead", "relu bias=-10 b=full digits", ("dead_units",), TrainConfig(layers=3, batch_size="full", epochs=EPOCHS), ("digits",), negative_biases(-10.0)))
-    out.append(Variant("dead", "relu bias=-10 every=20 20 epochs digits", ("dead_units",), TrainConfig(layers=3, epochs=20), ("digits",), negative_biases(-10.0), every=20))
+        out.append(Variant("dead", f"relu bias=-10 {optimizer} lr={lr:g} wine", ("dead_units",), TrainConfig(layers=3, optimizer=optimizer, lr=lr, epochs=EPOCHS), ("wine",), hidden_biases(-10.0)))
+    out.append(Variant("dead", "relu bias=-10 b=full digits", ("dead_units",), TrainConfig(layers=3, batch_size="full", epochs=EPOCHS), ("digits",), hidden_biases(-10.0)))
+    out.append(Variant("dead", "relu bias=-10 every=20 20 epochs digits", ("dead_units",), TrainConfig(layers=3, epochs=20), ("digits",), hidden_biases(-10.0), every=20))
     return out
 
 
@@ -292,7 +239,7 @@ def seed_variants() -> list[Variant]:
         for data in DATASETS:
             out.append(Variant("seeds", f"sigmoid L=10 N(0,1) seed={seed} {data}", VANISHING, TrainConfig(layers=10, activation="sigmoid", init="normal", seed=seed, epochs=EPOCHS), (data,), early=True))
             out.append(Variant("seeds", f"gd lr=10 seed={seed} {data}", ("diverging_loss",), TrainConfig(layers=3, optimizer="gd", lr=10.0, seed=seed, epochs=EPOCHS), (data,)))
-            out.append(Variant("seeds", f"relu bias=-10 seed={seed} {data}", ("dead_units",), TrainConfig(layers=3, seed=seed, epochs=EPOCHS), (data,), negative_biases(-10.0)))
+            out.append(Variant("seeds", f"relu bias=-10 seed={seed} {data}", ("dead_units",), TrainConfig(layers=3, seed=seed, epochs=EPOCHS), (data,), hidden_biases(-10.0)))
             out.append(Variant("seeds", f"relu 10x he seed={seed} {data}", ("exploding_gradient",), TrainConfig(layers=3, seed=seed, epochs=EPOCHS), (data,), scaled_weights(10.0)))
             out.append(Variant("seeds", f"relu he adam 20 epochs seed={seed} {data}", (HEALTHY,), recipe.replace(seed=seed, epochs=20), (data,)))
             out.append(Variant("seeds", f"tanh xavier adam seed={seed} {data}", (HEALTHY,), recipe.replace(activation="tanh", init="xavier", seed=seed, epochs=EPOCHS), (data,)))

@@ -2,19 +2,16 @@
 first fix cures what it names."""
 
 import json
-from dataclasses import dataclass
-from typing import Callable
 
 import pytest
-import torch
 from click.testing import CliRunner
 from sklearn.datasets import load_wine
-from torch import nn
 
 from gradwise import TrainConfig
 from gradwise.cli import main
 from gradwise.data import load_table, split_table
 from gradwise.diagnosis import DEFAULT_EVERY, GradientMonitor
+from gradwise.diagnosis.sabotage import Sabotage, hidden_biases, large_weights_zero_z, scaled_weights
 from gradwise.training import fit
 
 EPOCHS = 5
@@ -29,46 +26,7 @@ def splits(name):
     return _SPLITS[name]
 
 
-@dataclass
-class Sabotage:
-    """A bad initialization, applied when training starts: part of the broken set-up."""
-
-    apply: Callable[[nn.Module], None]
-
-    def on_train_start(self, state):
-        self.apply(state.model)
-
-
-def hidden_biases(value):
-    def apply(net):
-        with torch.no_grad():
-            for m in list(net)[:-1]:
-                if isinstance(m, nn.Linear):
-                    m.bias.fill_(value)
-
-    return apply
-
-
 negative_biases = hidden_biases(-10.0)
-
-
-def large_weights_zero_z(scale):
-    """Large weights, and the document's biases b = -w a_prev so z = 0 for the average example."""
-
-    def apply(net):
-        def centre(module, args):
-            handle.remove()
-            a = args[0]
-            with torch.no_grad():
-                for m in module:
-                    if isinstance(m, nn.Linear):
-                        m.weight.normal_(0.0, scale)
-                        m.bias.copy_(-(a.mean(0) @ m.weight.T))
-                    a = m(a)
-
-        handle = net.register_forward_pre_hook(centre)
-
-    return apply
 
 
 def diagnose(config, data, sabotage=None):
@@ -124,12 +82,7 @@ def test_large_weights_with_zero_z_biases_is_exploding_and_he_init_cures_it():
 
 
 def test_relu_with_ten_times_he_weights_is_exploding():
-    def scale(net):
-        with torch.no_grad():
-            for m in net:
-                if isinstance(m, nn.Linear):
-                    m.weight.mul_(10.0)
-
+    scale = scaled_weights(10.0)
     config = TrainConfig(layers=3)
     d = diagnose(config, splits("wine"), scale)
     assert d.main.problem == "exploding_gradient", d.problems()
