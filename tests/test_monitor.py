@@ -172,7 +172,6 @@ def test_input_scale_is_what_the_first_layer_receives():
 
 def test_evaluation_passes_without_grad_are_not_recorded():
     model = _mlp()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
     monitor = GradientMonitor(model, every=1)
     (x, y), = _batches(1)
     loss = nn.CrossEntropyLoss()(model(x), y)

@@ -322,9 +322,7 @@ class GradientMonitor:
             at += size
             self._observations.append(obs)
             self._by_step[raw.step] = obs
-            self._losses.extend(losses)
-            for layout, deltas in updates:
-                assign_update(self._by_step.get(layout.step), layout, deltas)
+            self._file(losses, updates)
 
     def flush(self) -> None:
         """Measure any open update and read back everything still on the device."""
@@ -335,9 +333,12 @@ class GradientMonitor:
         parts = losses + [norms for _, norms in late]
         if not parts:
             return
-        values = _concat([p.float().cpu() for p in parts]).tolist()
-        loss_values, updates = decode_tail(values, losses[0].numel() if losses else 0, [layout for layout, _ in late])
-        self._losses.extend(loss_values)
+        values = _concat(parts).cpu().tolist()
+        self._file(*decode_tail(values, losses[0].numel() if losses else 0, [layout for layout, _ in late]))
+
+    def _file(self, losses: list[float], updates: list[tuple[UpdateLayout, list[float]]]) -> None:
+        """Keep read-back losses and give each update ratio to the observation it belongs to."""
+        self._losses.extend(losses)
         for layout, deltas in updates:
             assign_update(self._by_step.get(layout.step), layout, deltas)
 
