@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import nn
@@ -351,12 +351,15 @@ class GradientMonitor:
         self.flush()
         return layer_summary(self.observations)
 
-    def diagnose(self, config: Any = None) -> "Diagnosis":
-        """Turn what was observed into findings; ``config`` (a TrainConfig) tailors the fixes."""
+    def diagnose(self, config: Any = None, problems: Sequence[str] | None = None) -> "Diagnosis":
+        """Turn what was observed into findings; ``config`` (a TrainConfig) tailors the fixes.
+
+        ``problems`` (e.g. ``("diverging_loss",)``) runs only those problems' rules and leaves
+        the per-layer table out: a cheaper check to make often during training."""
         from .rules import diagnose as run_rules
 
         self.flush()
-        return run_rules(self, config if config is not None else self.config)
+        return run_rules(self, config if config is not None else self.config, problems)
 
     def current_lr(self) -> float | None:
         if self.optimizer is not None and self.optimizer.param_groups:

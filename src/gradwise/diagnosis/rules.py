@@ -326,15 +326,33 @@ def order_findings(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=key)
 
 
-def diagnose(mon: GradientMonitor, config: Any = None) -> Diagnosis:
-    """Run every rule on the monitor's observations."""
+# The problem each rule reports (a rule reports at most one finding, always of this problem).
+RULE_PROBLEMS = {
+    rule_unscaled_inputs: "unscaled_inputs",
+    rule_exploding: "exploding_gradient",
+    rule_dead_units: "dead_units",
+    rule_saturation: "saturated_activations",
+    rule_vanishing: "vanishing_gradient",
+    rule_diverging: "diverging_loss",
+    rule_oscillating: "oscillating_loss",
+    rule_slow: "slow_convergence",
+}
+LOSS_RULES = (rule_diverging, rule_oscillating, rule_slow)  # need no observed layers
+
+
+def diagnose(mon: GradientMonitor, config: Any = None, problems: Sequence[str] | None = None) -> Diagnosis:
+    """Run every rule on the monitor's observations, or only those of ``problems``.
+
+    A diagnosis restricted to ``problems`` skips the per-layer table too: it is the check a
+    tuner runs between epochs (is this trial diverging?), where only the findings count.
+    """
     if not mon.observations and not mon.losses:
         return Diagnosis([], [], {"observations": 0, "steps": mon._steps})
     ctx = F.Context.from_monitor(mon, config)
-    findings = [f for f in (rule(mon, ctx) for rule in RULES) if f is not None] if mon.observations else []
-    if not mon.observations:
-        findings = [f for f in (rule_diverging(mon, ctx), rule_oscillating(mon, ctx), rule_slow(mon, ctx)) if f]
-    findings = _drop_symptoms(order_findings(findings))
+    rules = RULES if mon.observations else LOSS_RULES
+    if problems is not None:
+        rules = tuple(rule for rule in rules if RULE_PROBLEMS[rule] in problems)
+    findings = _drop_symptoms(order_findings([f for f in (rule(mon, ctx) for rule in rules) if f is not None]))
     summary = {
         "observations": len(mon.observations),
         "steps": mon._steps,
@@ -343,7 +361,8 @@ def diagnose(mon: GradientMonitor, config: Any = None) -> Diagnosis:
         "loss_last": mon.losses[-1] if mon.losses else None,
         "input_scale": mon.observations[0].input_scale if mon.observations else None,
     }
-    return Diagnosis(findings, layer_summary(mon.observations), summary)
+    layers = layer_summary(mon.observations) if problems is None else []
+    return Diagnosis(findings, layers, summary)
 
 
 def _drop_symptoms(findings: list[Finding]) -> list[Finding]:

@@ -86,7 +86,7 @@ def fatal_finding(monitor: Any) -> str | None:
     """``diverging_loss`` or ``exploding_gradient`` when the monitor diagnoses either (above info)."""
     if monitor is None:
         return None
-    for finding in monitor.diagnose().findings:
+    for finding in monitor.diagnose(problems=FATAL_FINDINGS).findings:
         if finding.problem in FATAL_FINDINGS and finding.severity != "info":
             return finding.problem
     return None
