@@ -47,20 +47,29 @@ def test_staged_search_goes_alpha_first_then_medium_around_best_alpha_then_low_t
 
     study.optimize(objective, n_trials=30)
     trials = study.trials
-    assert [set(t.params) for t in trials[:3]] == [{"lr"}] * 3
+    assert [_searched(t) for t in trials[:3]] == [{"lr"}] * 3
+    for t in trials[:3]:  # the tiers not opened yet are told to the sampler at their defaults
+        assert {name: t.params[name] for name in ("beta", "hidden", "batch_size", "layers")} == {"beta": pytest.approx(0.1), "hidden": 64, "batch_size": 64, "layers": 2}
+        assert "lr_decay" not in t.params  # "no decay" is no point of the decay-rate range
     for t in trials[3:12]:
-        assert set(t.params) == {"lr", "beta", "hidden", "batch_size"}
+        assert _searched(t) == {"lr", "beta", "hidden", "batch_size"}
+        assert t.params["layers"] == 2 and t.user_attrs["config"]["layers"] == 2
         best_alpha = max(trials[: t.number], key=lambda u: u.value).user_attrs["config"]["lr"]  # best so far
         assert _within(t.params["lr"], best_alpha, NARROW_FACTOR)
     # The low stage opens layers and decay; α and the medium tier stay searched near the best trial's values.
     for t in trials[12:]:
-        assert set(t.params) == {"lr", "beta", "hidden", "batch_size", "layers", "lr_decay"}
+        assert _searched(t) == set(t.params) == {"lr", "beta", "hidden", "batch_size", "layers", "lr_decay"}
         best = max(trials[: t.number], key=lambda u: u.value).user_attrs["config"]
         assert _within(t.params["lr"], best["lr"], NARROW_FACTOR)
         assert _within(t.params["beta"], 1 - best["beta"], MEDIUM_NARROW_FACTOR)  # sampled as 1 - β
         for name in ("hidden", "batch_size"):
             assert math.floor(best[name] / MEDIUM_NARROW_FACTOR) <= t.params[name] <= math.ceil(best[name] * MEDIUM_NARROW_FACTOR)
     assert [t.user_attrs["stage"] for t in trials] == [0] * 3 + [1] * 9 + [2] * 18
+
+
+def _searched(trial):
+    """The parameters a trial let the sampler choose (pinned ones have a one-point range)."""
+    return {name for name, d in trial.distributions.items() if not d.single()}
 
 
 def test_timeout_budget_is_counted_in_trial_seconds():

@@ -86,6 +86,15 @@ class Param:
         low, high = max(self.low, raw / factor), min(self.high, raw * factor)
         return dataclasses.replace(self, low=min(low, high), high=max(low, high))
 
+    def pinned(self, value: Any) -> "Param | None":
+        """This parameter with its range shrunk to ``value`` (a config value), or None where a
+        single point cannot stand for it: a categorical (Optuna wants the same choices in every
+        trial) or a value outside the sampled scale, like "no α decay"."""
+        if self.kind == "categorical" or value is None:
+            return None
+        raw = to_raw_value(self, value)
+        return dataclasses.replace(self, low=raw, high=raw)
+
     def distribution(self) -> Any:
         """The Optuna distribution of the raw (sampled) value."""
         import optuna

@@ -126,13 +126,35 @@ def staged_plan(budget: Budget) -> Callable[[optuna.Trial, SearchSpace], dict[st
 
 def _stage_values(trial: optuna.Trial, space: SearchSpace, stage: int, best: dict[str, Any]) -> dict[str, Any]:
     if stage == 0:
-        return space.suggest(trial, [p.name for p in space.searched(STAGES[0])])
-    values = _around_best(trial, space.searched(STAGES[0]), best, NARROW_FACTOR)
+        values = space.suggest(trial, [p.name for p in space.searched(STAGES[0])])
+    else:
+        values = _around_best(trial, space.searched(STAGES[0]), best, NARROW_FACTOR)
     if stage == 1:
         values.update(space.suggest(trial, [p.name for p in space.searched(STAGES[1])]))
-        return values
-    values.update(_around_best(trial, space.searched(STAGES[1]), best, MEDIUM_NARROW_FACTOR))
-    values.update(space.suggest(trial, [p.name for p in space.searched(STAGES[2])]))
+    elif stage == 2:
+        values.update(_around_best(trial, space.searched(STAGES[1]), best, MEDIUM_NARROW_FACTOR))
+        values.update(space.suggest(trial, [p.name for p in space.searched(STAGES[2])]))
+    for tiers in STAGES[stage + 1:]:
+        values.update(_pinned_defaults(trial, space.searched(tiers)))
+    return values
+
+
+def _pinned_defaults(trial: optuna.Trial, params: list[Any]) -> dict[str, Any]:
+    """The tiers not opened yet, at their defaults, told to the sampler as one-point ranges.
+
+    Why tell it: TPE models a parameter from the trials that recorded it. Unrecorded, the
+    early stages' trials, which ran the default 64 units and 2 layers and hold the best
+    scores when a tier opens, would be invisible to the model of that tier, and its first
+    trials would be drawn from the prior alone; recorded, TPE starts from what they show.
+    Measured (benchmarks/tune_efficiency.py set-up, 15 s, seeds 0-9, median best at half the
+    budget): breast_cancer validation loss 0.0217 against 0.0247 unrecorded; diabetes RMSE
+    53.89 against 53.81-53.86, within the seeds' spread.
+    """
+    values = {}
+    for p in params:
+        pinned = p.pinned(p.default)
+        if pinned is not None:
+            values[p.name] = pinned.suggest(trial)
     return values
 
 
