@@ -7,7 +7,10 @@
   predict`` loads. Why not a refit on train + val for the best trial's epoch count: with
   no validation rows left, a fixed epoch count is a guess, and on diabetes it left some
   initializations badly under- or over-trained (one refit's test RMSE 63 where the same
-  configuration early-stopped gave 52); early stopping adapts to each run;
+  configuration early-stopped gave 52); early stopping adapts to each run. Nor does a
+  cross-fitted ensemble (network k trained on train + val less fold k, early-stopped on fold
+  k) do better: diabetes, default configuration, split seeds 0-4, mean test RMSE 55.12
+  against 54.49 here (worse on all five), breast_cancer accuracy 0.9721 against 0.9744;
 - with cross-validation, the untuned defaults unless the best trial beats them fold by
   fold by more than one standard error of the paired differences (:func:`choose_final`):
   among near-ties the search's winner is mostly its luckiest draw;
