@@ -22,7 +22,7 @@ STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then lay
 @click.option("--strategy", type=click.Choice(["staged", "joint", "random"]), default="staged", show_default=True, help=STRATEGY_HELP)
 @click.option("--optimizer", "family", type=click.Choice(["gd", "momentum", "rmsprop", "adam"]), default=None, help="Optimizer family whose space is searched (default: the --space file's, else adam).")
 @click.option("--space", "space_file", type=click.Path(path_type=Path), default=None, help="TOML, JSON or YAML file that narrows, widens, fixes or adds parameters.")
-@click.option("--pruner", type=click.Choice(["hyperband", "halving", "median", "none"]), default="hyperband", show_default=True)
+@click.option("--pruner", type=click.Choice(["hyperband", "halving", "median", "none"]), default="hyperband", show_default=True, help="Stops unpromising trials early from their per-epoch validation metric: Hyperband, successive halving, the median rule, or none.")
 @click.option("--metric", type=click.Choice(["accuracy", "rmse", "r2", "loss"]), default=None, help="Validation metric to optimize. Default: accuracy (classification), rmse (regression).")
 @click.option("--cv", default="auto", show_default=True, help="Score trials by k-fold cross-validation over train+val: auto (5 folds under 2,000 rows), 0 (off) or k.")
 @click.option("--ensemble", default="auto", show_default=True, help="Networks averaged in the final model, each from its own seed: auto (5 under 2,000 rows, else 1) or k.")
