@@ -66,3 +66,10 @@ def test_categorical_features_train_and_predict_from_csv(cli, tmp_path):
     assert result.json()["metrics"]["test"]["accuracy"] > 0.9
     predicted = cli("predict", "--model", tmp_path / "m", "--data", path, "--json")
     assert predicted.json()["score"]["accuracy"] > 0.9
+
+
+def test_shares_print_at_fixed_precision_and_other_metrics_at_four_significant_digits():
+    from gradwise.reporting.tables import format_metric
+
+    assert [format_metric("accuracy", 1.0), format_metric("r2", 0.95), format_metric("rmse", 54.20123), format_metric("loss", 0.016943)] == ["1.0000", "0.9500", "54.2", "0.01694"]
+    assert format_metric("accuracy", None) == "-"

@@ -12,7 +12,7 @@ from rich.table import Table
 from ..errors import DataError, GradwiseError
 from ..files import atomic_write
 from ..inference import predict_table
-from ..reporting.tables import stdout_console
+from ..reporting.tables import format_metric, stdout_console
 from ._errors import handle_errors
 from .options import emit_json, output_options
 
@@ -52,6 +52,6 @@ def _print_summary(predictions: pd.DataFrame, score: dict[str, Any] | None, out:
         table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
     console.print(table)
     if score:
-        console.print("score on the table's own target: " + ", ".join(f"{k} {v:.4g}" for k, v in score.items()))
+        console.print("score on the table's own target: " + ", ".join(f"{k} {format_metric(k, v)}" for k, v in score.items()))
     if out:
         console.print(f"wrote {out}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..reporting.tables import stdout_console
+from ..reporting.tables import format_metric, stdout_console
 from ._errors import handle_errors
 from .options import data_options, emit_json, output_options
 
@@ -102,8 +102,8 @@ def render_result(result: Any) -> None:
     t = data["trials"]
     console.print(f"[bold]study {data['study']}[/bold]: {t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed")
     best = data["best"]
-    untuned = "-" if data["untuned_val"] is None else f"{data['untuned_val']:.4g}"
-    console.print(f"best validation {data['metric']}: {best['value']:.4g} (trial {best['trial']}; untuned defaults: {untuned})")
+    untuned = format_metric(data["metric"], data["untuned_val"])
+    console.print(f"best validation {data['metric']}: {format_metric(data['metric'], best['value'])} (trial {best['trial']}; untuned defaults: {untuned})")
     table = Table("hyperparameter", "best value", "document", "empirical importance", title="Best configuration and importance")
     config = best["config"] or {}
     for row in data["importance"]:
@@ -112,7 +112,7 @@ def render_result(result: Any) -> None:
     console.print(table)
     final = data["final"]
     if final:
-        test = ", ".join(f"{k} {v:.4g}" for k, v in final["test"].items())
+        test = ", ".join(f"{k} {format_metric(k, v)}" for k, v in final["test"].items())
         members = final.get("members", 1)
         networks = f"the mean of {members} networks from different seeds, each" if members > 1 else "one network,"
         console.print(f"final model: {final['chosen']}; {networks} trained {final['epochs']} epochs max with early stopping; test: {test}")

@@ -26,6 +26,17 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+# Accuracy and R² read best at a fixed precision: "1.0000" and "0.9500", not "1" and "0.95".
+FIXED_METRICS = ("accuracy", "r2")
+
+
+def format_metric(name: str, value: Any) -> str:
+    """A metric's value as tables and summaries print it."""
+    if name in FIXED_METRICS and isinstance(value, float):
+        return f"{value:.4f}"
+    return _fmt(value)
+
+
 def metrics_table(metrics: dict[str, dict[str, float]], title: str = "metrics") -> Table:
     """One row per split (train, val, test), one column per metric."""
     names: list[str] = []
@@ -37,7 +48,7 @@ def metrics_table(metrics: dict[str, dict[str, float]], title: str = "metrics") 
         table.add_column(name, justify="right")
     for split, values in metrics.items():
         if values:
-            table.add_row(split, *(_fmt(values.get(n)) for n in names))
+            table.add_row(split, *(format_metric(n, values.get(n)) for n in names))
     return table
 
 
