@@ -142,3 +142,21 @@ def test_resume_without_a_study_to_continue_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="no study 'gradwise-iris'"):
         tune(TuneSpec(data="builtin:iris", n_trials=1), tmp_path, resume=True)
+
+
+def test_the_live_line_counts_trials_by_state_and_names_the_metric():
+    import time
+
+    import optuna
+    from optuna.trial import TrialState
+
+    from gradwise.tuning.display import status_line
+
+    study = optuna.create_study(direction="maximize")
+    for value in (0.9, 0.95):
+        study.add_trial(optuna.trial.create_trial(value=value))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+    line = status_line(study, time.monotonic(), "accuracy")
+    # a failed trial is retried, so it is not among those done
+    assert line.startswith("trials done 3 (complete 2, pruned 1), failed 1, running 0 | best validation accuracy 0.9500 (trial 1) | ")

@@ -15,23 +15,27 @@ import optuna
 from .runner import count_trials
 
 
-def status_line(study: optuna.Study, started: float) -> str:
+def status_line(study: optuna.Study, started: float, metric: str = "") -> str:
+    from ..reporting.tables import format_metric
+
     counts = count_trials(study)
     try:
-        best = f"{study.best_value:.4g} (trial {study.best_trial.number})"
+        best = f"{format_metric(metric, study.best_value)} (trial {study.best_trial.number})"
     except ValueError:
         best = "-"
+    label = f"best validation {metric}" if metric else "best"
     return (
         f"trials done {counts.finished} (complete {counts.complete}, pruned {counts.pruned}), "
-        f"failed {counts.failed}, running {counts.running} | best {best} | {time.monotonic() - started:.0f}s"
+        f"failed {counts.failed}, running {counts.running} | {label} {best} | {time.monotonic() - started:.0f}s"
     )
 
 
 class LiveDisplay:
-    """``with LiveDisplay(enabled) as show: ... show.update(study)``."""
+    """``with LiveDisplay(enabled, metric) as show: ... show.update(study)``."""
 
-    def __init__(self, enabled: bool | None = None) -> None:
+    def __init__(self, enabled: bool | None = None, metric: str = "") -> None:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.metric = metric
         self.started = time.monotonic()
         self._live: Any = None
 
@@ -46,7 +50,7 @@ class LiveDisplay:
 
     def update(self, study: optuna.Study) -> None:
         if self._live is not None:
-            self._live.update(status_line(study, self.started))
+            self._live.update(status_line(study, self.started, self.metric))
 
     def __exit__(self, *exc: Any) -> None:
         if self._live is not None:

@@ -82,7 +82,7 @@ def tune(
     embedded = not is_database_url(storage)
     if resume:  # the previous run may have died mid-trial: retry what it left RUNNING
         fail_stale_trials(study, ownerless_is_stale=embedded)
-    with LiveDisplay(display) as live:
+    with LiveDisplay(display, spec.metric_for(splits.task)) as live:
         if spec.workers == 1:
             run_worker(study, spec, splits, timeout=spec.timeout, on_trial=live.update)
         else:
