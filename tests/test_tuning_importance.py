@@ -18,3 +18,12 @@ def test_parameters_held_constant_get_no_importance_and_the_driver_ranks_first()
     rows = {row["param"]: row["empirical"] for row in importance_table(study, default_space("adam"))}
     assert rows["batch_size"] is None and rows["layers"] is None and rows["lr_decay"] is None
     assert rows["lr"] > rows["hidden"]
+
+
+def test_too_few_complete_trials_get_no_importance_at_all():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize")
+    for lr, value in ((1e-3, 1.0), (3e-3, 0.5), (1e-2, 0.7), (3e-2, 2.0)):
+        study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}, user_attrs={"config": {"lr": lr, "hidden": 64}}))
+    rows = importance_table(study, default_space("adam"))
+    assert all(row["empirical"] is None and row["method"] is None for row in rows)

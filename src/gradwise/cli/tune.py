@@ -104,12 +104,16 @@ def render_result(result: Any) -> None:
     best = data["best"]
     untuned = format_metric(data["metric"], data["untuned_val"])
     console.print(f"best validation {data['metric']}: {format_metric(data['metric'], best['value'])} (trial {best['trial']}; untuned defaults: {untuned})")
+    from ..tuning.result import MIN_IMPORTANCE_TRIALS
+
     table = Table("hyperparameter", "best value", "document", "empirical importance", title="Best configuration and importance")
     config = best["config"] or {}
     for row in data["importance"]:
         share = "-" if row["empirical"] is None else f"{row['empirical']:.3f}"
         table.add_row(row["param"], _short(config.get(row["param"])), row["document"] + ("" if row["searched"] else " (off)"), share)
     console.print(table)
+    if t["complete"] < MIN_IMPORTANCE_TRIALS:
+        console.print(f"empirical importance needs at least {MIN_IMPORTANCE_TRIALS} complete trials (this study has {t['complete']}): give more --trials or --timeout")
     final = data["final"]
     if final:
         test = ", ".join(f"{k} {format_metric(k, v)}" for k, v in final["test"].items())

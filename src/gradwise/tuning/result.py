@@ -122,21 +122,22 @@ def choose_final(study: optuna.Study, best: dict[str, Any]) -> tuple[dict[str, A
     return kept, f"untuned defaults (trial {winner.number}'s gain {mean:.4g} is within one standard error {se:.4g} over {len(gains)} folds)"
 
 
-def retrain_best(best: dict[str, Any], splits: Any, out_dir: Path, spec: TuneSpec) -> dict[str, Any]:
+def retrain_best(best: dict[str, Any], splits: Any, out_dir: Path, spec: TuneSpec, progress: bool = False) -> dict[str, Any]:
     """Train the chosen configuration as ``gradwise train`` would, test it once, save the bundle.
 
     On small tables (``--ensemble auto``) the final model is the mean of several networks of
-    that configuration, each trained from its own seed the same way.
+    that configuration, each trained from its own seed the same way. ``progress`` shows an
+    epoch bar per network on a terminal (a large table's final training takes a while).
     """
     from ..models import MeanOfNets, save_bundle
-    from ..training.loop import fit, split_metrics
+    from ..training.loop import split_metrics
 
     config = TrainConfig.from_dict(best["config"])
     plain = TrainConfig()
     patience = None if config.patience is None else max(config.patience, plain.patience or 0)
     config = config.replace(epochs=max(config.epochs, plain.epochs), patience=patience)
     members = resolve_members(spec.ensemble, len(splits.train) + len(splits.val))
-    runs = [fit(config.replace(seed=config.seed + i), splits) for i in range(members)]
+    runs = [_fit_member(config.replace(seed=config.seed + i), splits, i, members, progress) for i in range(members)]
     model, metrics = runs[0].model, runs[0].metrics
     if members > 1:
         model.net = MeanOfNets([run.model.net for run in runs])
@@ -150,11 +151,25 @@ def retrain_best(best: dict[str, Any], splits: Any, out_dir: Path, spec: TuneSpe
     return final
 
 
+def _fit_member(config: TrainConfig, splits: Any, index: int, members: int, progress: bool) -> Any:
+    from ..training.loop import fit
+
+    if progress:
+        from rich.console import Console
+
+        which = f" (network {index + 1} of {members})" if members > 1 else ""
+        Console(stderr=True).print(f"training the final model{which}")
+    return fit(config, splits, progress=progress)
+
+
 def write_trials_csv(study: optuna.Study, path: Path) -> Path:
     frame = study.trials_dataframe()
     frame = frame.drop(columns=[c for c in _CSV_DROP if c in frame.columns])
     frame.to_csv(path, index=False)
     return path
+
+
+MIN_IMPORTANCE_TRIALS = 10  # complete trials before any empirical importance is reported
 
 
 def importance_table(study: optuna.Study, space: SearchSpace) -> list[dict[str, Any]]:
@@ -166,7 +181,10 @@ def importance_table(study: optuna.Study, space: SearchSpace) -> list[dict[str, 
         if config and math.isfinite(trial.value):
             rows_of_values.append(({p.name: _clip(p, to_raw_value(p, config.get(p.name, p.default))) for p in params}, trial.value))
     # A parameter that never changed explains nothing; leaving it in would hand it a share.
+    # Nor do a handful of trials: fANOVA fitted on 4 points hands out shares that are noise.
     varied = [p for p in params if len({values[p.name] for values, _ in rows_of_values}) > 1]
+    if len(rows_of_values) < MIN_IMPORTANCE_TRIALS:
+        varied = []
     scratch = optuna.create_study(direction=study.direction)
     for values, value in rows_of_values:
         scratch.add_trial(optuna.create_trial(params={p.name: values[p.name] for p in varied}, distributions={p.name: p.distribution() for p in varied}, value=value))
@@ -198,7 +216,7 @@ def _evaluate(study: optuna.Study) -> tuple[dict[str, float], str | None]:
     return {}, None
 
 
-def finalize(study: optuna.Study, spec: TuneSpec, splits: Any, out_dir: str | Path, retrain: bool = True) -> TuneResult:
+def finalize(study: optuna.Study, spec: TuneSpec, splits: Any, out_dir: str | Path, retrain: bool = True, progress: bool = False) -> TuneResult:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     best = best_trial_summary(study)
@@ -208,7 +226,7 @@ def finalize(study: optuna.Study, spec: TuneSpec, splits: Any, out_dir: str | Pa
     result.importance = importance_table(study, spec.search_space())
     if retrain:
         chosen, why = choose_final(study, best)
-        result.final = retrain_best(chosen, splits, out_dir, spec)
+        result.final = retrain_best(chosen, splits, out_dir, spec, progress)
         result.final["chosen"] = why
         result.final["trial"] = chosen["trial"]
         result.files["model"] = result.final["bundle"]

@@ -87,7 +87,7 @@ def tune(
             run_worker(study, spec, splits, timeout=spec.timeout, on_trial=live.update)
         else:
             _run_local_workers(study, spec, storage or str(journal_path(out_dir)), out_dir, live)
-    return finalize(study, spec, splits, out_dir, retrain=retrain)
+    return finalize(study, spec, splits, out_dir, retrain=retrain, progress=live.enabled)
 
 
 def _run_local_workers(study: optuna.Study, spec: TuneSpec, storage: str, out_dir: Path, live: LiveDisplay) -> None:
