@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import time
 
 import optuna
 import pytest
@@ -122,6 +123,21 @@ def test_pruner_verdict_raises_trial_pruned_with_the_reason_recorded(iris):
     assert trial.state == TrialState.PRUNED
     assert trial.user_attrs["prune_reason"].startswith("pruner: unpromising validation accuracy")
     assert list(trial.intermediate_values) == [1]
+
+
+@pytest.mark.parametrize("cv", [False, True])
+def test_past_the_deadline_a_trial_is_cut_at_its_epoch_end_once_the_study_has_a_result(iris, cv):
+    from gradwise.tuning.folds import make_folds
+
+    folds = make_folds(iris, 3) if cv else None
+    objective = Objective(iris, default_space("adam"), _fixed_plan(lr=0.01), "accuracy", TrainConfig(epochs=6, patience=None, hidden=8), monitor=False, folds=folds)
+    objective.deadline = time.monotonic() - 1.0  # already past
+    study = optuna.create_study(direction="maximize")
+    study.optimize(objective, n_trials=2)
+    first, second = study.trials
+    assert first.state == TrialState.COMPLETE and first.user_attrs["epochs_run"] == 6  # nothing to hand back yet: runs on
+    assert second.state == TrialState.PRUNED
+    assert second.user_attrs["prune_reason"] == "the --timeout ran out in epoch 1 of this trial"
 
 
 @pytest.fixture(scope="module")

@@ -158,6 +158,7 @@ def run_worker(
     objective = build_objective(spec, splits)
     journal = storage_journal(study._storage)
     deadline = None if timeout is None else time.monotonic() + timeout
+    objective.deadline = deadline
     ran = 0
     fail_stale_trials(study, ownerless_is_stale=ownerless_is_stale)
     while deadline is None or time.monotonic() < deadline:
