@@ -14,7 +14,7 @@ from .options import emit_json, output_options
 @click.command("worker")
 @click.option("--storage", required=True, help="The study's storage: postgresql://user@host/db, or a study.journal path on this machine.")
 @click.option("--study", "study_name", required=True, help="Name of a study created by gradwise tune.")
-@click.option("--timeout", type=float, default=None, help="Stop starting trials after this many seconds (default: when the study's --trials are done).")
+@click.option("--timeout", type=float, default=None, help="Stop after this many seconds: no new trial starts, and a running one stops at the end of its epoch once the study has a result (default: when the study's --trials are done).")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch threads for this worker.")
 @click.option("--heartbeat", "heartbeat_interval", type=int, default=10, show_default=True, help="Seconds between heartbeats (PostgreSQL); a trial silent for 3 heartbeats is retried.")
 @click.option("--seed-offset", type=int, default=None, help="Sampler seed = study seed + 1000 × this (default: a random seed).")
