@@ -300,16 +300,19 @@ def rule_unscaled_inputs(mon: GradientMonitor, ctx: F.Context) -> Finding | None
     )
 
 
-RULES = (
-    rule_unscaled_inputs,
-    rule_exploding,
-    rule_dead_units,
-    rule_saturation,
-    rule_vanishing,
-    rule_diverging,
-    rule_oscillating,
-    rule_slow,
-)
+# The problem each rule reports (a rule reports at most one finding, always of this problem).
+RULE_PROBLEMS = {
+    rule_unscaled_inputs: "unscaled_inputs",
+    rule_exploding: "exploding_gradient",
+    rule_dead_units: "dead_units",
+    rule_saturation: "saturated_activations",
+    rule_vanishing: "vanishing_gradient",
+    rule_diverging: "diverging_loss",
+    rule_oscillating: "oscillating_loss",
+    rule_slow: "slow_convergence",
+}
+RULES = tuple(RULE_PROBLEMS)  # in the order they run
+LOSS_RULES = (rule_diverging, rule_oscillating, rule_slow)  # need no observed layers
 
 
 def order_findings(findings: list[Finding]) -> list[Finding]:
@@ -326,18 +329,6 @@ def order_findings(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=key)
 
 
-# The problem each rule reports (a rule reports at most one finding, always of this problem).
-RULE_PROBLEMS = {
-    rule_unscaled_inputs: "unscaled_inputs",
-    rule_exploding: "exploding_gradient",
-    rule_dead_units: "dead_units",
-    rule_saturation: "saturated_activations",
-    rule_vanishing: "vanishing_gradient",
-    rule_diverging: "diverging_loss",
-    rule_oscillating: "oscillating_loss",
-    rule_slow: "slow_convergence",
-}
-LOSS_RULES = (rule_diverging, rule_oscillating, rule_slow)  # need no observed layers
 
 
 def diagnose(mon: GradientMonitor, config: Any = None, problems: Sequence[str] | None = None) -> Diagnosis:

@@ -111,7 +111,7 @@ def fatal_finding(monitor: Any) -> str | None:
     if monitor is None:
         return None
     for finding in monitor.diagnose(problems=FATAL_FINDINGS).findings:
-        if finding.problem in FATAL_FINDINGS and finding.severity != "info":
+        if finding.severity != "info":
             return finding.problem
     return None
 

@@ -182,9 +182,8 @@ def importance_table(study: optuna.Study, space: SearchSpace) -> list[dict[str, 
             rows_of_values.append(({p.name: _clip(p, to_raw_value(p, config.get(p.name, p.default))) for p in params}, trial.value))
     # A parameter that never changed explains nothing; leaving it in would hand it a share.
     # Nor do a handful of trials: fANOVA fitted on 4 points hands out shares that are noise.
-    varied = [p for p in params if len({values[p.name] for values, _ in rows_of_values}) > 1]
-    if len(rows_of_values) < MIN_IMPORTANCE_TRIALS:
-        varied = []
+    enough = len(rows_of_values) >= MIN_IMPORTANCE_TRIALS
+    varied = [p for p in params if enough and len({values[p.name] for values, _ in rows_of_values}) > 1]
     scratch = optuna.create_study(direction=study.direction)
     for values, value in rows_of_values:
         scratch.add_trial(optuna.create_trial(params={p.name: values[p.name] for p in varied}, distributions={p.name: p.distribution() for p in varied}, value=value))
