@@ -1,0 +1,146 @@
+"""The document's four optimizers over K networks at once (population training).
+
+Every tensor handed here is a stack of K members' parameters along dim 0 (a fused layer's
+[K, in, out] weights, or the population's flat [K, P] buffer). Each hyperparameter is a
+float64 tensor of shape [K]: member k's α, β, β1, β2, ε, λ. It is reshaped to [K, 1, ...]
+so it broadcasts over the member's elements, and each update is one op over all members,
+not K. The update rules are :mod:`gradwise.optim`'s, written with the same helpers'
+arithmetic (lerp for the gradient average, as the foreach path does), and tested member by
+member against them (tests/test_population_optim.py).
+
+Members can sit a step out (``active`` false): a fold with fewer rows has fewer batches
+in an epoch, and an ended member must not move. Their parameters, running averages and
+step counts are then left exactly as they were.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError
+
+KINDS = ("gd", "momentum", "rmsprop", "adam")
+_BUFFERS = {"gd": (), "momentum": ("V",), "rmsprop": ("S",), "adam": ("V", "S")}
+
+
+@dataclass
+class MemberHyper:
+    """Per-member hyperparameters, each a float64 tensor of shape [K]."""
+
+    lr: Tensor
+    beta: Tensor  # momentum / RMSprop average
+    beta1: Tensor
+    beta2: Tensor
+    eps: Tensor
+    weight_decay: Tensor
+
+    @classmethod
+    def from_values(cls, device: torch.device | str = "cpu", **values: list[float]) -> "MemberHyper":
+        k = len(values["lr"])
+        defaults = {"beta": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0}
+        full = {name: values.get(name, [defaults.get(name, 0.0)] * k) for name in ("lr", *defaults)}
+        return cls(**{name: torch.tensor(v, dtype=torch.float64, device=device) for name, v in full.items()})
+
+    def select(self, index: Tensor) -> "MemberHyper":
+        return MemberHyper(*(getattr(self, n).index_select(0, index) for n in self.__dataclass_fields__))
+
+
+def per_member(values: Tensor, like: Tensor) -> Tensor:
+    """A [K] tensor as [K, 1, ..., 1] in ``like``'s dtype, so it broadcasts over each member."""
+    return values.to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
+
+
+@dataclass
+class BatchedOptimizer:
+    """``kind`` over stacked ``params``; ``step(active)`` reads each parameter's ``.grad``.
+
+    ``bias_correction`` and ``eps_inside_sqrt`` are shared by the population (they change the
+    sequence of operations); everything numeric is per member.
+    """
+
+    kind: str
+    params: list[Tensor]
+    hyper: MemberHyper
+    bias_correction: bool = True
+    eps_inside_sqrt: bool = False
+    state: dict[str, list[Tensor]] = field(default_factory=dict)
+    steps: Tensor | None = None  # [K] steps taken by each member (Adam's t)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"a population trains with one of {', '.join(KINDS)}, got {self.kind!r}")
+        self.state = {name: [torch.zeros_like(p) for p in self.params] for name in _BUFFERS[self.kind]}
+        self.steps = torch.zeros(self.params[0].shape[0], dtype=torch.float64, device=self.params[0].device)
+
+    @torch.no_grad()
+    def step(self, active: Tensor | None = None) -> None:
+        """One update of every member; ``active`` ([K] bool) leaves the others untouched."""
+        if active is not None and bool(active.all()):
+            active = None
+        kept = None if active is None else self._snapshot()
+        self.steps += 1 if active is None else active.to(self.steps.dtype)
+        for i, p in enumerate(self.params):
+            self._update(i, p, p.grad)
+        if kept is not None:
+            self._restore_inactive(kept, active)
+
+    def select(self, index: Tensor) -> None:
+        """Keep only the members at ``index`` (compaction; ``params`` are replaced by the caller)."""
+        self.hyper = self.hyper.select(index)
+        self.state = {name: [t.index_select(0, index) for t in ts] for name, ts in self.state.items()}
+        self.steps = self.steps.index_select(0, index)
+
+    def _update(self, i: int, p: Tensor, g: Tensor) -> None:
+        h = self.hyper
+        if bool((h.weight_decay != 0).any()):
+            g = g + per_member(h.weight_decay, p) * p  # dθ + λθ
+        if self.kind == "gd":
+            p.sub_(per_member(h.lr, p) * g)  # θ := θ − α dθ
+        elif self.kind == "momentum":
+            V = self.state["V"][i]
+            V.lerp_(g, per_member(1 - h.beta, p))  # V := β V + (1 − β) dθ
+            p.sub_(per_member(h.lr, p) * V)
+        elif self.kind == "rmsprop":
+            S = self.state["S"][i]
+            S.mul_(per_member(h.beta, p)).add_(per_member(1 - h.beta, p) * g * g)
+            p.sub_(per_member(h.lr, p) * g / self._root(S, per_member(h.eps, p)))
+        else:
+            self._adam(i, p, g)
+
+    def _adam(self, i: int, p: Tensor, g: Tensor) -> None:
+        h = self.hyper
+        V, S = self.state["V"][i], self.state["S"][i]
+        V.lerp_(g, per_member(1 - h.beta1, p))  # V := β1 V + (1 − β1) dθ
+        S.mul_(per_member(h.beta2, p)).add_(per_member(1 - h.beta2, p) * g * g)  # S := β2 S + (1 − β2) dθ²
+        if self.bias_correction:  # 1 − β^t per member, t its own step count; in float64 as the reference
+            c1, c2 = 1 - h.beta1 ** self.steps, 1 - h.beta2 ** self.steps
+        else:
+            c1 = c2 = torch.ones_like(h.lr)
+        denominator = self._root(S * per_member(1 / c2, p), per_member(h.eps, p))
+        p.sub_(per_member(h.lr / c1, p) * V / denominator)  # θ := θ − α V̂ / sqrt(Ŝ + ε)
+
+    def _root(self, S: Tensor, eps: Tensor) -> Tensor:
+        return (S + eps).sqrt() if self.eps_inside_sqrt else S.sqrt() + eps
+
+    def _snapshot(self) -> list[Tensor]:
+        return [t.clone() for t in self._tensors()]
+
+    def _restore_inactive(self, kept: list[Tensor], active: Tensor) -> None:
+        for now, before in zip(self._tensors(), kept):
+            now.copy_(torch.where(per_member(active, now).bool(), now, before))
+
+    def _tensors(self) -> list[Tensor]:
+        return [*self.params, *(t for ts in self.state.values() for t in ts)]
+
+
+def optimizer_form(optimizer: str, extra: dict | None) -> tuple[bool, bool]:
+    """(bias_correction, eps_inside_sqrt) that :func:`gradwise.optim.build_optimizer` gives ``optimizer``."""
+    extra = extra or {}
+    if optimizer == "adam":
+        return bool(extra.get("bias_correction", True)), bool(extra.get("eps_inside_sqrt", False))
+    if optimizer == "rmsprop":
+        return False, bool(extra.get("eps_inside_sqrt", True))
+    return False, False
