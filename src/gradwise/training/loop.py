@@ -31,13 +31,17 @@ from .progress import EpochProgress
 from .result import FitResult
 
 
-def fit(config: TrainConfig, splits: Splits, callbacks: Iterable[Any] = (), progress: bool = False) -> FitResult:
+def fit(config: TrainConfig, splits: Splits, callbacks: Iterable[Any] = (), progress: bool = False, model: GradwiseModel | None = None) -> FitResult:
     """Build a model for ``splits`` as ``config`` says, train it, and return the result.
 
     The input normalizer (and, for regression, the target normalizer) is fitted on the
     training split only. Training stops after ``config.epochs`` epochs, when validation loss
     has not improved for ``config.patience`` epochs (the best weights are restored), when the
     loss becomes NaN or inf, or when a callback raises :class:`StopTraining`.
+
+    Given ``model`` (a result's model, on the CPU), training continues from its weights
+    with its normalizers kept as they were fitted, so more epochs on new rows see the same
+    scaling; the optimizer starts afresh.
 
     >>> from gradwise import TrainConfig, load_table, split_table, fit
     >>> splits = split_table(load_table("builtin:iris"), seed=0)
@@ -49,7 +53,7 @@ def fit(config: TrainConfig, splits: Splits, callbacks: Iterable[Any] = (), prog
     callbacks = list(callbacks)
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
-    model = build_model(config, splits)
+    model = build_model(config, splits) if model is None else model
     data = _tensors(model, splits, device)
     net = model.net.to(device)
     flat = FlatParameters(net)
