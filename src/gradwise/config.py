@@ -13,9 +13,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ConfigError
+from .validation import rule, validated
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu")
 INITS = ("normal", "xavier", "he", "torch")
@@ -98,41 +101,50 @@ def parse_batch_size(value: int | str) -> int | str:
     return value
 
 
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
 def is_finite_number(value: Any) -> bool:
     """A real int or float (not a bool), neither NaN nor infinite."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _choice(name: str, value: Any, options: tuple[str, ...]) -> None:
-    _require(value in options, f"--{name.replace('_', '-')} must be one of {', '.join(options)}; got {value!r}")
+MAX_LAYERS = 100
+MAX_HIDDEN = 100_000
+MAX_SEED = 2**32 - 1  # NumPy's and torch's seeds are unsigned 32-bit integers
+_POSITIVE_INT = Annotated[int, Field(ge=1)]
+
+
+class TrainConfigSchema(BaseModel):
+    """The type and range of every TrainConfig field (strict: "5" is not 5, True is not 1)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+    normalize: Literal[NORMALIZERS] = rule("one of " + ", ".join(NORMALIZERS))
+    layers: int = rule(f"an integer in [0, {MAX_LAYERS}]", ge=0, le=MAX_LAYERS)
+    hidden: int = rule(f"an integer in [1, {MAX_HIDDEN}]", ge=1, le=MAX_HIDDEN)
+    activation: Literal[ACTIVATIONS] = rule("one of " + ", ".join(ACTIVATIONS))
+    init: Literal[INITS] = rule("one of " + ", ".join(INITS))
+    batch_norm: bool = rule("true or false")
+    dropout: float = rule("a number in [0, 1)", ge=0, lt=1)
+    optimizer: str = rule("an optimizer name (gd, momentum, rmsprop, adam or torch:NAME)", min_length=1)
+    lr: float = rule("a positive number", "try 1e-3", gt=0)
+    beta: float = rule("a number in [0, 1)", ge=0, lt=1)
+    beta1: float = rule("a number in [0, 1)", ge=0, lt=1)
+    beta2: float = rule("a number in [0, 1)", ge=0, lt=1)
+    eps: float = rule("a positive number", "try 1e-8", gt=0)
+    lr_decay: str | None = rule("text such as inverse_time:0.1, exponential:0.95, step:10:0.5 or cosine")
+    weight_decay: float = rule("a number >= 0", ge=0)
+    clip_grad: Annotated[float, Field(gt=0)] | None = rule("a positive number")
+    batch_size: Literal["full"] | _POSITIVE_INT = rule("'full' or a positive integer")
+    epochs: int = rule("a positive integer", ge=1)
+    patience: _POSITIVE_INT | None = rule("a positive integer (0 on the command line disables it)")
+    seed: int = rule(f"an integer in [0, {MAX_SEED}]", "try --seed 0", ge=0, le=MAX_SEED)
+    device: Literal[DEVICES] = rule("one of " + ", ".join(DEVICES))
+    extra: dict[str, Any] = rule("a table of keyword arguments for the torch optimizer")
 
 
 def validate(c: TrainConfig) -> None:
     """Reject absurd values with a message that names the option, the value and the rule."""
-    _choice("normalize", c.normalize, NORMALIZERS)
-    _choice("activation", c.activation, ACTIVATIONS)
-    _choice("init", c.init, INITS)
-    _choice("device", c.device, DEVICES)
-    _require(isinstance(c.layers, int) and 0 <= c.layers <= 100, f"--layers must be an integer in [0, 100], got {c.layers!r}")
-    _require(isinstance(c.hidden, int) and 1 <= c.hidden <= 100_000, f"--hidden must be an integer in [1, 100000], got {c.hidden!r}")
-    _require(is_finite_number(c.dropout) and 0 <= c.dropout < 1, f"--dropout must be in [0, 1), got {c.dropout!r}")
-    _require(is_finite_number(c.lr) and c.lr > 0, f"--lr must be a positive number, got {c.lr!r}; try 1e-3")
-    for name in ("beta", "beta1", "beta2"):
-        value = getattr(c, name)
-        _require(is_finite_number(value) and 0 <= value < 1, f"--{name} must be in [0, 1), got {value!r}")
-    _require(is_finite_number(c.eps) and c.eps > 0, f"--eps must be a positive number, got {c.eps!r}; try 1e-8")
-    _require(is_finite_number(c.weight_decay) and c.weight_decay >= 0, f"--weight-decay must be >= 0, got {c.weight_decay!r}")
-    _require(c.clip_grad is None or (is_finite_number(c.clip_grad) and c.clip_grad > 0), f"--clip-grad must be a positive number, got {c.clip_grad!r}")
     object.__setattr__(c, "batch_size", parse_batch_size(c.batch_size))
-    _require(isinstance(c.epochs, int) and not isinstance(c.epochs, bool) and c.epochs >= 1, f"--epochs must be a positive integer, got {c.epochs!r}")
-    _require(c.patience is None or (isinstance(c.patience, int) and c.patience >= 1), f"--patience must be a positive integer, got {c.patience!r}")
-    _require(isinstance(c.seed, int), f"--seed must be an integer, got {c.seed!r}")
-    _require(isinstance(c.optimizer, str) and c.optimizer != "", f"--optimizer must be a name, got {c.optimizer!r}")
+    validated(TrainConfigSchema, dataclasses.asdict(c))
     # A malformed --lr-decay fails here, when the configuration is built, not epochs later.
     from .optim.schedules import make_schedule
 
