@@ -1,0 +1,287 @@
+"""GradwiseClassifier and GradwiseRegressor: gradwise's trainer behind scikit-learn's API."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import numbers
+import warnings
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted, column_or_1d, validate_data
+
+from ..config import TrainConfig
+from ..data import Part, Splits, TargetEncoder
+from ..errors import ConfigError, DataError
+from ..training import fit as train
+from .inputs import dense_float32, encode_table, fit_table_encoder, hold_out, is_table, numeric_encoder, to_float32
+
+CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+# Below this much work per step (rows per batch x hidden units) a second torch thread costs
+# more in hand-offs than it saves, and n_jobs=2 searches would fight over the cores.
+SMALL_STEP_WORK = 1 << 16
+PREDICT_CHUNK = 65_536  # rows per forward pass at prediction (sparse input densified per chunk)
+SPARSE_FORMATS = ("csr", "csc", "coo")
+
+
+class _GradwiseEstimator(BaseEstimator):
+    """Shared by both estimators: parameters, input checks, training and the forward pass."""
+
+    _task = ""
+
+    def __init__(
+        self,
+        *,
+        normalize="minmax",
+        layers=2,
+        hidden=64,
+        activation="relu",
+        init="he",
+        batch_norm=False,
+        dropout=0.0,
+        optimizer="adam",
+        lr=1e-3,
+        beta=0.9,
+        beta1=0.9,
+        beta2=0.999,
+        eps=1e-8,
+        lr_decay=None,
+        weight_decay=0.0,
+        clip_grad=None,
+        batch_size=64,
+        epochs=100,
+        patience=15,
+        seed=0,
+        device="auto",
+        extra=None,
+        validation_fraction=0.1,
+        threads=0,
+    ):
+        self.normalize = normalize
+        self.layers = layers
+        self.hidden = hidden
+        self.activation = activation
+        self.init = init
+        self.batch_norm = batch_norm
+        self.dropout = dropout
+        self.optimizer = optimizer
+        self.lr = lr
+        self.beta = beta
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.lr_decay = lr_decay
+        self.weight_decay = weight_decay
+        self.clip_grad = clip_grad
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.patience = patience
+        self.seed = seed
+        self.device = device
+        self.extra = extra
+        self.validation_fraction = validation_fraction
+        self.threads = threads
+
+    # -- fitting ------------------------------------------------------------------------
+    def fit(self, X, y):
+        """Train a new network on ``X``, ``y``; early stopping on a held-out fraction."""
+        for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
+            delattr(self, name)  # a refit forgets the previous fit entirely
+        X, y = self._check_fit_input(X, y, reset=True)
+        y = self._encode_targets(y, reset=True)
+        config = self._config()
+        labels = y if self._task == "classification" else None
+        fraction = self._validation_fraction() if config.patience is not None else 0.0
+        train_rows, val_rows = hold_out(len(X), fraction, config.seed, labels)
+        self._train(config, X, y, train_rows, val_rows, model=None)
+        return self
+
+    def _partial_fit(self, X, y, classes=None):
+        first = not hasattr(self, "model_")
+        X, y = self._check_fit_input(X, y, reset=first)
+        y = self._encode_targets(y, reset=first, classes=classes)
+        config = self._config()
+        rows = np.arange(len(X))
+        self._train(config, X, y, rows, rows[:0], model=None if first else self.model_)
+        return self
+
+    def _train(self, config: TrainConfig, X, y, train_rows, val_rows, model) -> None:
+        splits = Splits(Part(X[train_rows], y[train_rows]), Part(X[val_rows], y[val_rows]), Part(X[:0], y[:0]), self._task, self.encoder_, self._target_encoder(), type(self).__name__, config.seed)
+        with torch_threads(self.threads, config.resolved_batch_size(len(train_rows)) * config.hidden):
+            result = train(config, splits, model=model)
+        if result.diverged:
+            warnings.warn(result.stop_reason, ConvergenceWarning, stacklevel=3)
+        self.model_, self.config_ = result.model, config
+        self.history_ = getattr(self, "history_", []) + list(result.history)
+        self.n_iter_ = len(self.history_)
+        self.best_epoch_, self.stop_reason_ = result.best_epoch, result.stop_reason
+
+    def _config(self) -> TrainConfig:
+        values = {k: _plain(v) for k, v in self.get_params(deep=False).items() if k in CONFIG_FIELDS}
+        values["seed"] = resolve_seed(self.seed)
+        values["extra"] = dict(self.extra or {})
+        return TrainConfig(**values)
+
+    def _validation_fraction(self) -> float:
+        f = _plain(self.validation_fraction)
+        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f < 1:
+            raise ConfigError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}; 0 trains on every row without early stopping")
+        return float(f)
+
+    # -- input ----------------------------------------------------------------------------
+    def _check_fit_input(self, X, y, reset: bool):
+        """Validate and encode features; returns (float32 rows, raw y checked for length)."""
+        if is_table(X):
+            X, y = validate_data(self, X, y, skip_check_array=True, reset=reset)
+            y = self._check_y(y)
+            check_consistent_length(X, y)
+            return self._encode_table(X, reset), y
+        X, y = validate_data(self, X, y, reset=reset, accept_sparse=SPARSE_FORMATS, dtype=(np.float64, np.float32), **self._y_check_params())
+        if reset:
+            self.encoder_, self._table_input = numeric_encoder(X.shape[1], getattr(self, "feature_names_in_", None)), False
+        return dense_float32(X), y
+
+    def _encode_table(self, frame, reset: bool) -> np.ndarray:
+        if reset:
+            self.encoder_, self._table_input = fit_table_encoder(frame), True
+        return to_float32(encode_table(self.encoder_, frame))
+
+    def _check_features(self, X):
+        """Features for prediction: float32 rows, or a CSR matrix densified chunk by chunk."""
+        check_is_fitted(self)
+        if self._table_input:
+            if not is_table(X) and not hasattr(X, "columns"):
+                raise DataError(f"{type(self).__name__} was fitted on a DataFrame with string columns {self.encoder_.columns}; pass a DataFrame with those columns")
+            validate_data(self, X, skip_check_array=True, reset=False)
+            return to_float32(encode_table(self.encoder_, X))
+        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=(np.float64, np.float32))
+        return X
+
+    @torch.no_grad()
+    def _outputs(self, X) -> torch.Tensor:
+        """Network outputs (logits or normalized targets) for prediction rows, in float64.
+
+        Prediction runs a float64 copy of the network: in float32 the last digits of a row's
+        output depend on how many rows share its matrix product, and a row's prediction
+        should not depend on which other rows were passed with it.
+        """
+        X = self._check_features(X)
+        model = copy.deepcopy(self.model_).to("cpu", torch.float64).eval()
+        with torch_threads(self.threads, min(X.shape[0], PREDICT_CHUNK) * self.config_.hidden):
+            chunks = [model(torch.from_numpy(dense_float32(X[i : i + PREDICT_CHUNK])).double()) for i in range(0, X.shape[0], PREDICT_CHUNK)]
+        return torch.cat(chunks)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.categorical = True  # DataFrame string columns are one-hot encoded
+        return tags
+
+
+class GradwiseClassifier(ClassifierMixin, _GradwiseEstimator):
+    _task = "classification"
+
+    def partial_fit(self, X, y, classes=None):
+        """Train ``epochs`` more epochs on ``X``, ``y`` from the current weights."""
+        return self._partial_fit(X, y, classes)
+
+    def predict_proba(self, X) -> np.ndarray:
+        return torch.softmax(self._outputs(X), dim=1).numpy()
+
+    def predict(self, X) -> np.ndarray:
+        codes = self._outputs(X).argmax(dim=1).numpy()
+        return self.classes_[codes]
+
+    def _y_check_params(self) -> dict:
+        return {}
+
+    def _check_y(self, y):
+        return column_or_1d(y, warn=True)
+
+    def _encode_targets(self, y, reset: bool, classes=None) -> np.ndarray:
+        check_classification_targets(y)
+        if reset:
+            self.classes_ = np.unique(y if classes is None else classes)
+        codes = np.searchsorted(self.classes_, y)
+        unseen = (codes >= len(self.classes_)) | (self.classes_[np.minimum(codes, len(self.classes_) - 1)] != y)
+        if unseen.any():
+            raise DataError(f"y holds labels {np.unique(np.asarray(y)[unseen])[:5].tolist()} that are not among classes {self.classes_.tolist()}; pass every label in classes= on the first partial_fit")
+        return codes.astype(np.int64)
+
+    def _target_encoder(self) -> TargetEncoder:
+        return TargetEncoder("classification", ["y"], self.classes_.tolist())
+
+
+class GradwiseRegressor(RegressorMixin, _GradwiseEstimator):
+    _task = "regression"
+
+    def partial_fit(self, X, y):
+        """Train ``epochs`` more epochs on ``X``, ``y`` from the current weights."""
+        return self._partial_fit(X, y)
+
+    def predict(self, X) -> np.ndarray:
+        outputs = self._outputs(X)
+        values = self.model_.target_normalizer.inverse(outputs).numpy()
+        return values.ravel() if self._y_1d else values
+
+    def _y_check_params(self) -> dict:
+        return {"multi_output": True, "y_numeric": True}
+
+    def _check_y(self, y):
+        return check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+
+    def _encode_targets(self, y, reset: bool, classes=None) -> np.ndarray:
+        y = np.asarray(y)
+        columns = y.reshape(len(y), -1)
+        if reset:
+            self._y_1d, self.n_outputs_ = y.ndim == 1, columns.shape[1]
+        elif columns.shape[1] != self.n_outputs_:
+            raise DataError(f"y has {columns.shape[1]} outputs but the model was fitted with {self.n_outputs_}")
+        return to_float32(columns, "y")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _target_encoder(self) -> TargetEncoder:
+        names = ["y"] if self.n_outputs_ == 1 else [f"y{j}" for j in range(self.n_outputs_)]
+        return TargetEncoder("regression", names)
+
+
+def resolve_seed(seed) -> int:
+    """An int seed as given; None or a RandomState draws one (a new one each fit)."""
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        return int(seed)
+    return int(check_random_state(seed).randint(np.iinfo(np.int32).max))
+
+
+def _plain(value):
+    """NumPy scalars (as RandomizedSearchCV draws them) as Python numbers for TrainConfig."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+@contextmanager
+def torch_threads(threads: int, work_per_step: int):
+    """torch's thread count for one call: ``threads``, or 1 for small steps; restored after."""
+    before = torch.get_num_threads()
+    wanted = threads or (1 if work_per_step <= SMALL_STEP_WORK else before)
+    torch.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def expected_failed_checks(estimator) -> dict[str, str]:
+    """scikit-learn checks these estimators are known to fail, with the reason (none so far).
+
+    Pass it to ``parametrize_with_checks(..., expected_failed_checks=expected_failed_checks)``.
+    """
+    return {}
