@@ -137,7 +137,7 @@ def test_command_line_family_wins_over_the_files(tmp_path):
         ({"params": {"momentum": {"type": "float", "low": 0, "high": 1}}}, "unknown training option"),
         ({"params": {"dropout": {"low": 0.0, "high": 0.5}}}, "give its type"),
         ({"params": {"lr": {"tier": "urgent"}}}, "tier must be one of"),
-        ({"optimizer": "sgd"}, "--optimizer must be one of"),
+        ({"optimizer": "sgd"}, "--space optimizer must be one of"),
     ],
 )
 def test_bad_space_files_say_what_is_wrong(tmp_path, document, words):

@@ -13,12 +13,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field, fields
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ConfigError
-from .validation import rule, validated
+from .validation import option_name, rule, validated
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu")
 INITS = ("normal", "xavier", "he", "torch")
@@ -149,3 +149,19 @@ def validate(c: TrainConfig) -> None:
     from .optim.schedules import make_schedule
 
     make_schedule(c.lr_decay, c.lr, c.epochs)
+
+
+def check_values(values: dict[str, Any], name_of: Callable[[str], str] = option_name) -> None:
+    """Check some TrainConfig values on their own (a --space file's, a stored study's); the
+    message names each through ``name_of``, e.g. ``--space fixed.epochs``."""
+    defaults = TrainConfig().to_dict()
+    for name, value in values.items():
+        try:
+            value = parse_batch_size(value) if name == "batch_size" else value
+        except ConfigError:
+            pass  # the schema below words the message with name_of
+        validated(TrainConfigSchema, {**defaults, name: value}, name_of)
+        if name == "lr_decay":
+            from .optim.schedules import make_schedule
+
+            make_schedule(value, defaults["lr"], defaults["epochs"])

@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..config import is_finite_number
 from ..errors import ConfigError
 
 TIERS = ("high", "medium", "low", "never")
@@ -143,7 +144,7 @@ def _check_param(p: Param) -> None:
         if not p.choices:
             raise ConfigError(f"{where}: a categorical parameter needs a non-empty 'choices' list")
         return
-    if p.low is None or p.high is None or not (math.isfinite(p.low) and math.isfinite(p.high)):
+    if not (is_finite_number(p.low) and is_finite_number(p.high)):
         raise ConfigError(f"{where}: needs finite 'low' and 'high', got low={p.low!r}, high={p.high!r}")
     if p.low > p.high:
         raise ConfigError(f"{where}: 'low' must not exceed 'high', got low={p.low!r} > high={p.high!r}; swap them")

@@ -33,14 +33,46 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from ..config import TrainConfig
+from pydantic import BaseModel, ConfigDict
+
+from ..config import TrainConfig, check_values
 from ..errors import ConfigError
-from .space import Param, SearchSpace, default_space
+from ..validation import rule, validated
+from .space import FAMILIES, KINDS, TIERS, TRANSFORMS, Param, SearchSpace, default_space, to_config_value
 
 _PARAM_KEYS = {"type", "low", "high", "log", "choices", "default", "tier", "transform", "enabled", "value"}
 _TOP_KEYS = {"optimizer", "fixed", "params"}
+# YAML 1.1 reads 1e-3 (no dot) as text; the fix names the spelling it reads as a number.
+_NUMBER_FIX = "write a number without quotes (in YAML, 1.0e-3 rather than 1e-3)"
+
+
+class SpaceFileSchema(BaseModel):
+    """The top level of a --space file; each [params.NAME] table is checked by ParamSchema."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
+
+    optimizer: Literal[FAMILIES] | None = rule("one of " + ", ".join(FAMILIES), default=None)
+    fixed: dict[str, Any] | None = rule("a table of training options such as [fixed] epochs = 40", default=None)
+    params: dict[str, Any] | None = rule("a table of parameters such as [params.lr] low = 1e-3", default=None)
+
+
+class ParamSchema(BaseModel):
+    """One [params.NAME] table: which keys there are and what type each holds."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
+
+    type: Literal[KINDS] | None = rule("one of " + ", ".join(KINDS), default=None)
+    low: float | None = rule("a finite number", _NUMBER_FIX, default=None)
+    high: float | None = rule("a finite number", _NUMBER_FIX, default=None)
+    log: bool | None = rule("true or false", default=None)
+    choices: list[Any] | None = rule("a non-empty list of values", default=None, min_length=1)
+    default: Any = None
+    tier: Literal[TIERS] | None = rule("one of " + ", ".join(TIERS), default=None)
+    transform: Literal[TRANSFORMS] | None = rule("one of " + ", ".join(TRANSFORMS), default=None)
+    enabled: bool | None = rule("true or false", default=None)
+    value: Any = None
 
 
 def read_space_file(path: str | Path) -> dict[str, Any]:
@@ -66,10 +98,18 @@ def read_space_file(path: str | Path) -> dict[str, Any]:
     except ConfigError:
         raise
     except Exception as exc:  # each parser has its own error class; the message is what helps
-        raise ConfigError(f"--space file {path.name!r} could not be parsed: {exc}") from None
+        raise ConfigError(f"--space file {path.name!r} could not be parsed: {_one_line(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"--space file {path.name!r} must hold a table/object at the top, got {type(data).__name__}")
     return data
+
+
+def _one_line(exc: Exception) -> str:
+    """A parser's complaint in one line: YAML's problem and place, not its 4-7 line excerpt."""
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}, column {mark.column + 1}"
+    return " ".join(str(exc).split())
 
 
 def load_space(path: str | Path | None = None, family: str | None = None) -> SearchSpace:
@@ -83,14 +123,18 @@ def apply_overrides(data: dict[str, Any], family: str | None = None) -> SearchSp
     unknown = sorted(set(data) - _TOP_KEYS)
     if unknown:
         raise ConfigError(f"--space file has unknown key(s) {unknown}; valid keys are {sorted(_TOP_KEYS)}")
-    space = default_space(family or data.get("optimizer", "adam"))
-    fixed = _check_fields(dict(data.get("fixed", {})), "[fixed]")
+    document = validated(SpaceFileSchema, data, lambda key: f"--space {key}")
+    space = default_space(family or document.optimizer or "adam")
+    fixed = _check_fields(dict(document.fixed or {}), "[fixed]")
+    check_values(fixed, lambda key: f"--space fixed.{key}")
     params = dict(space.params)
-    for name, spec in (data.get("params") or {}).items():
+    for name, spec in (document.params or {}).items():
         if name not in params and isinstance(spec, dict) and set(spec) == {"value"}:
             fixed[_check_name(name)] = spec["value"]  # fixing a field the space lacks
+            check_values({name: spec["value"]}, lambda key: f"--space params.{key}.value")
             continue
         params[name] = _merge_param(params.get(name), name, spec)
+        _check_reachable(params[name], "value" if "value" in spec else "default")
     for name in fixed:  # a fixed value wins over a searched parameter of the same name
         params.pop(name, None)
     return SearchSpace(family=space.family, params=params, fixed=fixed)
@@ -103,6 +147,7 @@ def _merge_param(current: Param | None, name: str, spec: Any) -> Param:
     unknown = sorted(set(spec) - _PARAM_KEYS)
     if unknown:
         raise ConfigError(f"--space params.{name} has unknown key(s) {unknown}; valid keys are {sorted(_PARAM_KEYS)}")
+    validated(ParamSchema, spec, lambda key: f"--space params.{name}.{key}")
     changes = {("kind" if k == "type" else k): v for k, v in spec.items() if k != "value"}
     if "choices" in changes:
         changes["choices"] = tuple(changes["choices"])
@@ -113,6 +158,8 @@ def _merge_param(current: Param | None, name: str, spec: Any) -> Param:
             raise ConfigError(f"--space params.{name} is new: give its type (float, int or categorical) and its range")
         changes.setdefault("kind", "float")
         changes.setdefault("enabled", True)
+        # Until it is searched, a new parameter keeps TrainConfig's own default (dropout 0.0).
+        changes.setdefault("default", getattr(TrainConfig(), name))
         return Param(name=name, **changes)
     if current.tier == "never" and "enabled" not in changes and "value" not in spec:
         changes["enabled"] = True  # mentioning an "almost never" parameter means: search it
@@ -130,3 +177,19 @@ def _check_fields(values: dict[str, Any], where: str) -> dict[str, Any]:
     if unknown:
         raise ConfigError(f"--space {where} names unknown training option(s) {unknown}; valid options are {sorted(known)}")
     return values
+
+
+def _check_reachable(param: Param, default_key: str) -> None:
+    """Every value the parameter can hand a trial (both ends of its range, each choice, its
+    default) must be a valid training option, so a bad range fails now, not in trial 40."""
+    where = f"--space params.{param.name}"
+    if param.kind == "int" and not (float(param.low).is_integer() and float(param.high).is_integer()):
+        raise ConfigError(f"{where}: an int parameter needs whole-number low and high, got low={param.low!r}, high={param.high!r}")
+    ends = [] if param.kind == "categorical" else [("low", param.low), ("high", param.high)]
+    for key, raw in ends:
+        value = to_config_value(param, int(raw) if param.kind == "int" else raw)
+        check_values({param.name: value}, lambda _: f"{where}.{key}")
+    for choice in param.choices:
+        check_values({param.name: choice}, lambda _: f"{where}.choices item")
+    if param.default is not None or param.name != "lr_decay":
+        check_values({param.name: param.default}, lambda _: f"{where}.{default_key}")
