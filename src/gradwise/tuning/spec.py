@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import optuna
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from ..config import TrainConfig
+from ..config import MAX_SEED, TrainConfig
 from ..errors import ConfigError
+from ..validation import option_name, rule, validated
 from .objective import DEFAULT_METRIC, METRICS, Objective
 from .space import SearchSpace, default_space
 from .strategies import PRUNERS, STRATEGIES, Budget, make_plan
@@ -25,6 +27,38 @@ SPEC_ATTR = "gradwise"
 # the pruner needs a bounded resource, and early stopping ends most trials well before it.
 TUNE_EPOCHS = 60
 TUNE_PATIENCE = 10
+
+
+# At most this many networks in the final model, or folds per trial: each costs a full fit,
+# and past 20 the estimate's noise no longer shrinks enough to pay for it.
+MAX_ENSEMBLE = 20
+MAX_FOLDS = 20
+_OPTION = {"n_trials": "--trials", "split_seed": "--seed"}
+
+
+def _not_one(folds: Any) -> Any:
+    if folds == 1:
+        raise ValueError("one fold is no cross-validation")
+    return folds
+
+
+class TuneSpecSchema(BaseModel):
+    """The type and range of each tuning option (strict: "5" is not 5, True is not 1)."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
+
+    strategy: Literal[STRATEGIES] = rule("one of " + ", ".join(STRATEGIES))
+    pruner: Literal[PRUNERS] = rule("one of " + ", ".join(PRUNERS))
+    metric: Literal[tuple(METRICS)] | None = rule("one of " + ", ".join(METRICS))
+    n_trials: Annotated[int, Field(ge=1)] | None = rule("a positive integer")
+    timeout: Annotated[float, Field(gt=0)] | None = rule("a positive, finite number of seconds")
+    workers: int = rule("a positive integer", ge=1)
+    seed: int = rule(f"an integer in [0, {MAX_SEED}]", "try --seed 0", ge=0, le=MAX_SEED)
+    split_seed: int = rule(f"an integer in [0, {MAX_SEED}]", "try --seed 0", ge=0, le=MAX_SEED)
+    cv: Literal["auto"] | Annotated[int, Field(ge=0, le=MAX_FOLDS), AfterValidator(_not_one)] = rule(
+        f"'auto', 0 (off) or a number of folds in [2, {MAX_FOLDS}]")
+    ensemble: Literal["auto"] | Annotated[int, Field(ge=1, le=MAX_ENSEMBLE)] = rule(
+        f"'auto' or a number of networks in [1, {MAX_ENSEMBLE}]")
 
 
 @dataclass(frozen=True)
@@ -56,22 +90,11 @@ class TuneSpec:
     ensemble: Any = "auto"
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"--strategy must be one of {', '.join(STRATEGIES)}; got {self.strategy!r}")
-        if self.pruner not in PRUNERS:
-            raise ConfigError(f"--pruner must be one of {', '.join(PRUNERS)}; got {self.pruner!r}")
-        if self.metric is not None and self.metric not in METRICS:
-            raise ConfigError(f"--metric must be one of {', '.join(METRICS)}; got {self.metric!r}")
-        if self.n_trials is not None and self.n_trials < 1:
-            raise ConfigError(f"--trials must be a positive integer, got {self.n_trials!r}")
-        if self.timeout is not None and not self.timeout > 0:
-            raise ConfigError(f"--timeout must be a positive number of seconds, got {self.timeout!r}")
-        if not (self.cv == "auto" or (isinstance(self.cv, int) and (self.cv == 0 or self.cv >= 2))):
-            raise ConfigError(f"--cv must be 'auto', 0 (off) or a number of folds >= 2; got {self.cv!r}")
-        if not (self.ensemble == "auto" or (isinstance(self.ensemble, int) and not isinstance(self.ensemble, bool) and self.ensemble >= 1)):
-            raise ConfigError(f"--ensemble must be 'auto' or a number of networks >= 1; got {self.ensemble!r}")
-        if self.workers < 1:
-            raise ConfigError(f"--workers must be a positive integer, got {self.workers!r}")
+        values = {name: getattr(self, name) for name in TuneSpecSchema.model_fields}
+        validated(TuneSpecSchema, values, lambda name: _OPTION.get(name, option_name(name)))
+        # The options every trial shares, and the space's defaults, checked now: before a
+        # study exists, not when the first trial is built.
+        self.base_config()
 
     def check_budget(self) -> None:
         if self.n_trials is None and self.timeout is None:
