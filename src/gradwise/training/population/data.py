@@ -1,0 +1,71 @@
+"""Each member's rows, normalized by its own normalizers, stacked and padded to [K, M, d].
+
+Members see different rows (a CV fold each), so their splits differ in length by a row or
+so; shorter ones are padded with zeros and a per-member row count says which rows are real.
+Each epoch every member draws its own order from its own generator, seeded and used exactly
+as :func:`gradwise.fit` seeds and uses its one (``randperm`` of its own row count).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ...data.splitting import Splits
+from ...models.model import GradwiseModel
+
+
+@dataclass
+class Stacked:
+    """One split of every member: X [K, M, d], y [K, M] (codes) or [K, M, outputs], counts [K]."""
+
+    X: Tensor
+    y: Tensor
+    counts: Tensor  # real rows per member (int64)
+
+    def select(self, index: Tensor) -> "Stacked":
+        return Stacked(self.X.index_select(0, index), self.y.index_select(0, index), self.counts.index_select(0, index))
+
+    def valid(self) -> Tensor:
+        """[K, M] True on real rows."""
+        return torch.arange(self.X.shape[1], device=self.X.device).unsqueeze(0) < self.counts.unsqueeze(1)
+
+
+def member_tensors(model: GradwiseModel, splits: Splits, name: str) -> tuple[Tensor, Tensor]:
+    """One split normalized as ``fit`` normalizes it (inputs; regression targets too)."""
+    part = getattr(splits, name)
+    X = model.input_normalizer(torch.tensor(part.X, dtype=torch.float32))
+    y = torch.tensor(part.y)
+    if splits.task == "regression":
+        y = model.target_normalizer(y.to(torch.float32))
+    return X, y
+
+
+def stack(parts: list[tuple[Tensor, Tensor]], device: torch.device) -> Stacked:
+    counts = [len(X) for X, _ in parts]
+    M = max(max(counts), 1)
+    X0, y0 = parts[0]
+    X = torch.zeros(len(parts), M, X0.shape[1], dtype=X0.dtype)
+    y = torch.zeros(len(parts), M, *y0.shape[1:], dtype=y0.dtype)
+    for k, (Xk, yk) in enumerate(parts):
+        X[k, : len(Xk)] = Xk
+        y[k, : len(yk)] = yk
+    return Stacked(X.to(device), y.to(device), torch.tensor(counts, dtype=torch.int64, device=device))
+
+
+def epoch_order(stacked: Stacked, batch_sizes: list[int], generators: list[torch.Generator]) -> Tensor:
+    """[K, M] row indices for one epoch: a fresh ``randperm`` per member that trains on
+    batches smaller than its split, its rows in order otherwise (batch gradient descent)."""
+    K, M = stacked.X.shape[:2]
+    device = stacked.X.device
+    order = torch.zeros(K, M, dtype=torch.int64, device=device)
+    for k, (m, B, generator) in enumerate(zip(stacked.counts.tolist(), batch_sizes, generators)):
+        order[k, :m] = torch.randperm(m, generator=generator, device=device) if B < m else torch.arange(m, device=device)
+    return order
+
+
+def gather_rows(stacked: Stacked, order: Tensor) -> tuple[Tensor, Tensor]:
+    rows = torch.arange(order.shape[0], device=order.device).unsqueeze(1)
+    return stacked.X[rows, order], stacked.y[rows, order]

@@ -1,0 +1,138 @@
+"""K MLPs as one network: each Linear layer is a [K, in, out] weight and one ``baddbmm``.
+
+The members' weights are copied in from ordinary ``build_mlp`` networks (so each starts
+from exactly the weights ``gradwise.fit`` would draw for it) and copied back out at the end.
+Every weight and bias is a view into one [K, P] buffer, and every gradient a view into one
+[K, P] gradient buffer, so the optimizer updates all layers of all members in a handful of
+ops (the same trick as :mod:`gradwise.training.flat`, one row per member).
+
+Members may differ in hidden width: each layer is as wide as the widest member, and a
+[K, 1, H] mask of 0/1 multiplies the hidden activations, so a padded unit outputs exactly 0,
+passes no gradient, and its weights (zero at the start) get zero gradients and stay zero.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor, nn
+
+from ...models.mlp import ACTIVATIONS
+
+
+# The parameters are strided views of one buffer (not dense), which autograd notes on the
+# first backward; it still accumulates into them in place, which is all this module needs.
+LAYOUT_WARNING = "grad and param do not obey the gradient layout contract"
+
+
+def linear_layers(net: nn.Module) -> list[nn.Linear]:
+    return [m for m in net.modules() if isinstance(m, nn.Linear)]
+
+
+class StackedMLP:
+    """The population's network. ``forward(x)`` maps [K, B, d] inputs to [K, B, outputs]."""
+
+    def __init__(self, nets: list[nn.Module], activation: str, dropout: list[float], device: torch.device) -> None:
+        layers = [linear_layers(net) for net in nets]
+        self.K, self.depth = len(nets), len(layers[0])
+        self.shapes = [(max(m[i].in_features for m in layers), max(m[i].out_features for m in layers)) for i in range(self.depth)]
+        sizes = [fan_in * fan_out + fan_out for fan_in, fan_out in self.shapes]
+        self.flat = torch.zeros(self.K, sum(sizes), device=device)
+        self.grad = torch.zeros_like(self.flat)
+        self.weights, self.biases = self._views(self.flat)
+        self.params = self._leaves()
+        self._copy_in(layers)
+        self.activation = ACTIVATIONS[activation]()
+        self.unit_masks = self._unit_masks(layers, device)
+        drop = torch.tensor(dropout, dtype=torch.float32, device=device).view(-1, 1, 1)
+        self.dropout = drop if bool((drop > 0).any()) else None
+        self.generator = torch.Generator(device=device).manual_seed(0)  # dropout masks (see trainer docs)
+
+    def _views(self, buffer: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        weights, biases, offset, rows = [], [], 0, buffer.shape[0]
+        for fan_in, fan_out in self.shapes:
+            weights.append(buffer[:, offset : offset + fan_in * fan_out].view(rows, fan_in, fan_out))
+            offset += fan_in * fan_out
+            biases.append(buffer[:, offset : offset + fan_out].view(rows, 1, fan_out))
+            offset += fan_out
+        return weights, biases
+
+    def _leaves(self) -> list[nn.Parameter]:
+        """Leaf tensors whose data and .grad are the buffers' views (autograd adds into them in place)."""
+        grad_weights, grad_biases = self._views(self.grad)
+        params = []
+        for data, grad in zip([*self.weights, *self.biases], [*grad_weights, *grad_biases]):
+            p = nn.Parameter(torch.empty(0, device=data.device))
+            p.data, p.grad = data, grad
+            params.append(p)
+        return params
+
+    def _copy_in(self, layers: list[list[nn.Linear]]) -> None:
+        with torch.no_grad():
+            for k, member in enumerate(layers):
+                for i, linear in enumerate(member):
+                    self.weights[i][k, : linear.in_features, : linear.out_features] = linear.weight.detach().T
+                    self.biases[i][k, 0, : linear.out_features] = linear.bias.detach()
+
+    def _unit_masks(self, layers: list[list[nn.Linear]], device: torch.device) -> list[Tensor | None]:
+        masks: list[Tensor | None] = []
+        for i in range(self.depth - 1):
+            widths = [member[i].out_features for member in layers]
+            if len(set(widths)) == 1:
+                masks.append(None)
+                continue
+            mask = torch.zeros(self.K, 1, self.shapes[i][1], device=device)
+            for k, width in enumerate(widths):
+                mask[k, 0, :width] = 1.0
+            masks.append(mask)
+        return masks
+
+    @property
+    def weight_params(self) -> list[nn.Parameter]:
+        return self.params[: self.depth]
+
+    def forward(self, x: Tensor, train: bool, keep: list[Tensor] | None = None) -> Tensor:
+        """Outputs for [K, B, d] inputs; ``keep`` collects each layer's input and pre-activation
+        (with ``retain_grad``) for the gradient monitor's backward gains."""
+        weights, biases = self.params[: self.depth], self.params[self.depth :]
+        h = x
+        for i in range(self.depth):
+            if keep is not None:
+                h.retain_grad() if h.requires_grad and not h.is_leaf else h.requires_grad_(True)
+                keep.append(h)
+            z = torch.baddbmm(biases[i], h, weights[i])
+            if i == self.depth - 1:
+                return z
+            if keep is not None:
+                z.retain_grad()
+                keep.append(z)
+            h = self.activation(z)
+            if train and self.dropout is not None:
+                keep_prob = 1 - self.dropout
+                h = h * (torch.rand(h.shape, generator=self.generator, device=h.device) < keep_prob) / keep_prob
+            if self.unit_masks[i] is not None:
+                h = h * self.unit_masks[i]
+        raise AssertionError("unreachable")
+
+    def zero_grad(self) -> None:
+        self.grad.zero_()
+
+    def select(self, index: Tensor) -> None:
+        """Keep only the members at ``index`` (compaction)."""
+        flat, grad = self.flat.index_select(0, index), self.grad.index_select(0, index)
+        self.K = len(index)
+        self.flat, self.grad = flat, grad
+        self.weights, self.biases = self._views(self.flat)
+        self.params = self._leaves()
+        self.unit_masks = [None if m is None else m.index_select(0, index) for m in self.unit_masks]
+        if self.dropout is not None:
+            self.dropout = self.dropout.index_select(0, index)
+
+    def copy_out(self, row: Tensor, net: nn.Module) -> None:
+        """Write one member's weights (a row of the buffer) into its own ``build_mlp`` network."""
+        weights, biases = self._views(row.unsqueeze(0))
+        with torch.no_grad():
+            for i, linear in enumerate(linear_layers(net)):
+                linear.weight.copy_(weights[i][0, : linear.in_features, : linear.out_features].T)
+                linear.bias.copy_(biases[i][0, 0, : linear.out_features])

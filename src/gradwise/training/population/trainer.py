@@ -1,0 +1,353 @@
+"""Train K members at once; member k follows ``gradwise.fit(config_k, splits_k)`` step for step.
+
+The equality contract (tests/test_population.py): without dropout, member k starts from the
+weights ``fit`` draws (``torch.manual_seed(seed)`` then ``build_model``), sees its rows in
+the order ``fit``'s generator gives, takes the same number of updates per epoch with the
+same update rule and learning-rate schedule, and stops by the same rules (patience on its
+validation loss, a non-finite loss, a callback), restoring its best weights as ``fit`` does.
+Only the arithmetic is regrouped (one ``baddbmm`` per layer instead of ``addmm``, masked
+sums instead of means), so losses and weights agree to float32 rounding, not bit for bit.
+With dropout the masks come from the population's own generator, so a member is a network
+``fit`` could have trained, but not with ``fit``'s draws.
+
+Each member's loss is its own mean over its own batch rows, and the population minimizes
+their sum: a member's parameters only reach its own term, so its gradient is the one it
+would have alone, and a member whose loss is NaN or inf touches nothing but itself.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ...config import TrainConfig
+from ...data.splitting import Splits
+from ...errors import ConfigError
+from ...optim.batched import BatchedOptimizer, MemberHyper, optimizer_form
+from ...optim.schedules import make_schedule
+from ..callbacks import EpochRecord
+from ..loop import build_model, resolve_device
+from ..metrics import regression_metrics, target_variance
+from ..result import FitResult
+from .data import Stacked, epoch_order, gather_rows, member_tensors, stack
+from .network import LAYOUT_WARNING, StackedMLP
+from .watch import PopulationWatch
+
+# Compact the stacks once this share of their members has ended (an ended member would
+# otherwise keep costing a slot in every baddbmm).
+COMPACT_SHARE = 0.25
+EVAL_CHUNK = 8192
+# Fields every member of a population must share: they change the sequence of operations.
+SHARED_FIELDS = ("normalize", "layers", "activation", "init", "batch_norm", "optimizer", "batch_size", "epochs", "device")
+
+EpochHook = Callable[[dict[int, EpochRecord], "PopulationTrainer"], dict[int, str] | None]
+
+
+@dataclass
+class Member:
+    """One network of a population: its configuration and its rows."""
+
+    config: TrainConfig
+    splits: Splits
+
+
+def population_key(config: TrainConfig, splits: Splits | None = None) -> tuple:
+    """Members whose keys are equal can train in one population (hidden width may differ)."""
+    extra = tuple(sorted((config.extra or {}).items()))
+    data = () if splits is None else (splits.task, splits.n_features, splits.n_outputs)
+    return (*(getattr(config, f) for f in SHARED_FIELDS), config.dropout > 0, config.clip_grad is None, extra, *data)
+
+
+def can_batch(config: TrainConfig) -> str | None:
+    """Why ``config`` cannot train in a population (None when it can)."""
+    if config.batch_norm:
+        return "batch norm is not batched yet"
+    if config.optimizer not in ("gd", "momentum", "rmsprop", "adam"):
+        return f"--optimizer {config.optimizer} has no batched form"
+    return None
+
+
+@dataclass
+class MemberResult:
+    """What ``fit`` would hand back for one member, without the per-split metrics (see :meth:`fit_result`)."""
+
+    config: TrainConfig
+    splits: Splits
+    model: Any  # GradwiseModel with the member's final (best) weights, on the CPU
+    history: list[EpochRecord] = field(default_factory=list)
+    stop_reason: str = ""
+    best_epoch: int | None = None
+    updates: int = 0
+    seconds: float = 0.0
+
+    def fit_result(self) -> FitResult:
+        from ..loop import split_metrics
+
+        metrics = split_metrics(self.model, self.splits)
+        return FitResult(self.model, self.config, self.history, metrics, self.stop_reason, self.updates, self.best_epoch, self.seconds, self.splits.task)
+
+    def best_record(self) -> EpochRecord | None:
+        """The epoch whose weights the member ends with (its best validation loss), if any."""
+        if self.best_epoch is None:
+            return None
+        return self.history[self.best_epoch - 1]
+
+
+class PopulationTrainer:
+    """``PopulationTrainer(members).run(on_epoch)`` → one :class:`MemberResult` per member.
+
+    ``on_epoch(records, trainer)`` is called after every epoch with the epoch's record of each
+    member still training (keyed by member index); it returns ``{index: reason}`` for members
+    to end now (the tuner's pruning). ``trainer.watch`` holds the gradient monitor's
+    per-member reports when ``monitor`` is true.
+    """
+
+    def __init__(self, members: list[Member], monitor: bool = False) -> None:
+        if not members:
+            raise ConfigError("a population needs at least one member")
+        self._check(members)
+        self.members = members
+        self.task = members[0].splits.task
+        self.device = resolve_device(members[0].config.device)
+        self.ids = list(range(len(members)))  # slot -> member index (changes on compaction)
+        self.results: list[MemberResult | None] = [None] * len(members)
+        self._build(members)
+        self.watch = PopulationWatch(self.net.depth) if monitor else None
+
+    @staticmethod
+    def _check(members: list[Member]) -> None:
+        keys = {population_key(m.config, m.splits) for m in members}
+        if len(keys) > 1:
+            raise ConfigError(f"members of a population must share {', '.join(SHARED_FIELDS)}, dropout and clipping presence")
+        why = can_batch(members[0].config)
+        if why:
+            raise ConfigError(f"this configuration cannot train in a population: {why}")
+        for m in members:
+            if len(m.splits.train) == 0:
+                raise ConfigError("the training split is empty; give more rows or a larger train fraction in --split")
+
+    def _build(self, members: list[Member]) -> None:
+        models, train, val = [], [], []
+        for m in members:
+            torch.manual_seed(m.config.seed)  # the draws fit makes: same seed, then build_model
+            model = build_model(m.config, m.splits)
+            models.append(model)
+            train.append(member_tensors(model, m.splits, "train"))
+            val.append(member_tensors(model, m.splits, "val"))
+        self.models = models
+        configs = [m.config for m in members]
+        self.net = StackedMLP([model.net for model in models], configs[0].activation, [c.dropout for c in configs], self.device)
+        self.train, self.val = stack(train, self.device), stack(val, self.device)
+        self.scales = [model.target_normalizer.scale_ if model.target_normalizer is not None else None for model in models]
+        self.train_var = [self._variance(y, s) for (_, y), s in zip(train, self.scales)]
+        self.val_var = [self._variance(y, s) for (_, y), s in zip(val, self.scales)]
+        self.batch_sizes = [c.resolved_batch_size(len(X)) for c, (X, _) in zip(configs, train)]
+        self.generators = [torch.Generator(device=self.device).manual_seed(c.seed) for c in configs]
+        self.schedules = [make_schedule(c.lr_decay, c.lr, c.epochs) for c in configs]
+        bias_correction, eps_inside_sqrt = optimizer_form(configs[0].optimizer, configs[0].extra)
+        hyper = MemberHyper.from_values(self.device, lr=[c.lr for c in configs], beta=[c.beta for c in configs],
+                                        beta1=[c.beta1 for c in configs], beta2=[c.beta2 for c in configs],
+                                        eps=[c.eps for c in configs], weight_decay=[c.weight_decay for c in configs])
+        self.optimizer = BatchedOptimizer(configs[0].optimizer, self.net.params, hyper, bias_correction, eps_inside_sqrt)
+        clip = configs[0].clip_grad is not None
+        self.clip = torch.tensor([c.clip_grad for c in configs], device=self.device) if clip else None
+        self.best_loss = [math.inf] * len(members)
+        self.best_epoch: list[int | None] = [None] * len(members)
+        self.best_rows: dict[int, Tensor] = {}
+        self.updates = [0] * len(members)
+        self.histories: list[list[EpochRecord]] = [[] for _ in members]
+
+    def _variance(self, y: Tensor, scale: Tensor | None) -> Tensor | None:
+        return None if self.task == "classification" or len(y) == 0 else target_variance(y, scale)
+
+    # -- the loop --
+
+    def run(self, on_epoch: EpochHook | None = None) -> list[MemberResult]:
+        self.started = time.perf_counter()
+        epochs = self.members[0].config.epochs
+        for epoch in range(epochs):
+            if not self.ids:
+                break
+            records = self._epoch(epoch)
+            ending = self._stop_reasons(records)
+            if on_epoch is not None:
+                live = {i: r for i, r in records.items() if i not in ending}
+                for member, reason in (on_epoch(live, self) or {}).items():
+                    ending.setdefault(member, reason)
+            self._end(ending)
+        self._end({member: f"completed {epochs} epochs" for member in self.ids})
+        return [r for r in self.results if r is not None]
+
+    def _epoch(self, epoch: int) -> dict[int, EpochRecord]:
+        started = time.perf_counter()
+        lrs = [self.schedules[m](epoch) for m in self.ids]
+        self.optimizer.hyper.lr = torch.tensor(lrs, dtype=torch.float64, device=self.device)
+        train = self._train_one_epoch()
+        val = self._evaluate(self.val, [self.val_var[m] for m in self.ids])
+        seconds = time.perf_counter() - started
+        records = {}
+        for slot, member in enumerate(self.ids):
+            (train_loss, train_metrics), (val_loss, val_metrics) = train[slot], val[slot]
+            record = EpochRecord(epoch + 1, train_loss, val_loss, train_metrics, val_metrics, lrs[slot], self.updates[member], seconds)
+            self.histories[member].append(record)
+            records[member] = record
+        if self.watch is not None:
+            self.watch.end_epoch(epoch + 1, self.ids, {m: r.train_loss for m, r in records.items()})
+        return records
+
+    def _train_one_epoch(self) -> list[tuple[float, dict[str, float]]]:
+        K = len(self.ids)
+        batch_sizes = [self.batch_sizes[m] for m in self.ids]
+        B = max(batch_sizes)
+        counts = self.train.counts.tolist()
+        steps = [math.ceil(m / b) for m, b in zip(counts, batch_sizes)]
+        steps_t = torch.tensor(steps, device=self.device)
+        order = epoch_order(self.train, batch_sizes, [self.generators[m] for m in self.ids])
+        X, y = gather_rows(self.train, order)
+        valid = self.train.valid()
+        sums = _Sums(K, self.task, self.device)
+        for s in range(max(steps)):
+            rows = slice(s * B, (s + 1) * B)
+            active = None if s < min(steps) else torch.tensor(s, device=self.device) < steps_t
+            self._step(X[:, rows], y[:, rows], valid[:, rows], active, sums, first=s == 0)
+            for slot, member in enumerate(self.ids):
+                self.updates[member] += int(s < steps[slot])
+        return sums.results(self.task, [self.scales[m] for m in self.ids], [self.train_var[m] for m in self.ids])
+
+    def _step(self, xb: Tensor, yb: Tensor, valid: Tensor, active: Tensor | None, sums: "_Sums", first: bool) -> None:
+        self.net.zero_grad()
+        kept = [] if (self.watch is not None and first) else None
+        out = self.net.forward(xb, train=True, keep=kept)
+        if kept is not None:
+            out.retain_grad()
+            kept.append(out)
+        per_row = row_losses(out, yb, self.task)
+        count = valid.sum(dim=1)
+        losses = (per_row * valid).sum(dim=1) / count.clamp(min=1)
+        if first:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=LAYOUT_WARNING)
+                losses.sum().backward()
+        else:
+            losses.sum().backward()
+        if self.watch is not None:
+            self.watch.after_backward([p.grad for p in self.net.weight_params], kept)
+        if self.clip is not None:
+            norms = self.net.grad.norm(dim=1)
+            self.net.grad.mul_((self.clip / (norms + 1e-6)).clamp(max=1.0).unsqueeze(1))
+        self.optimizer.step(active)
+        sums.add(out.detach(), yb, valid, losses.detach(), count)
+
+    @torch.no_grad()
+    def _evaluate(self, split: Stacked, variances: list[Tensor | None]) -> list[tuple[float | None, dict[str, float]]]:
+        K, M = split.X.shape[:2]
+        sums = _Sums(K, self.task, self.device)
+        valid = split.valid()
+        for start in range(0, M, EVAL_CHUNK):
+            rows = slice(start, start + EVAL_CHUNK)
+            out = self.net.forward(split.X[:, rows], train=False)
+            count = valid[:, rows].sum(dim=1)
+            losses = (row_losses(out, split.y[:, rows], self.task) * valid[:, rows]).sum(dim=1) / count.clamp(min=1)
+            sums.add(out, split.y[:, rows], valid[:, rows], losses, count)
+        results = sums.results(self.task, [self.scales[m] for m in self.ids], variances)
+        return [(None, {}) if n == 0 else (loss, metrics) for (loss, metrics), n in zip(results, split.counts.tolist())]
+
+    # -- ending members --
+
+    def _stop_reasons(self, records: dict[int, EpochRecord]) -> dict[int, str]:
+        """fit's rules, member by member: non-finite loss, improvement, patience."""
+        ending = {}
+        improved = []
+        for member, record in records.items():
+            losses = [record.train_loss] + ([record.val_loss] if record.val_loss is not None else [])
+            if not all(math.isfinite(v) for v in losses):
+                ending[member] = f"non-finite loss (NaN or inf) in epoch {record.epoch}: training diverged; lower the learning rate (--lr) or clip gradients (--clip-grad 1)"
+                continue
+            if record.val_loss is None:
+                continue
+            patience = self.members[member].config.patience
+            if record.val_loss < self.best_loss[member]:
+                self.best_loss[member], self.best_epoch[member] = record.val_loss, record.epoch
+                improved.append(member)
+            elif patience is not None and record.epoch - self.best_epoch[member] >= patience:
+                ending[member] = f"early stopping: validation loss has not improved for {patience} epochs (best at epoch {self.best_epoch[member]})"
+        for member in improved:
+            self.best_rows[member] = self.net.flat[self.ids.index(member)].detach().clone()
+        return ending
+
+    def _end(self, ending: dict[int, str]) -> None:
+        if not ending:
+            return
+        now = time.perf_counter() - self.started
+        for member, reason in ending.items():
+            if member not in self.ids:
+                continue
+            row = self.best_rows.pop(member, None)
+            if row is None:
+                row = self.net.flat[self.ids.index(member)].detach()
+            model = self.models[member]
+            self.net.copy_out(row.cpu(), model.net)  # the members' own networks never left the CPU
+            self.results[member] = MemberResult(self.members[member].config, self.members[member].splits, model,
+                                                self.histories[member], reason, self.best_epoch[member], self.updates[member], now)
+        alive = [slot for slot, member in enumerate(self.ids) if member not in ending]
+        dead = len(self.ids) - len(alive)
+        self.ids = [self.ids[slot] for slot in alive]
+        if alive and dead >= max(1, COMPACT_SHARE * (len(alive) + dead)):
+            self._compact(torch.tensor(alive, dtype=torch.int64, device=self.device))
+        elif not alive:
+            self._compact(torch.zeros(0, dtype=torch.int64, device=self.device))
+
+    def _compact(self, index: Tensor) -> None:
+        """Drop ended members from every stack, so they stop costing compute."""
+        self.net.select(index)
+        self.optimizer.params = self.net.params
+        self.optimizer.select(index)
+        self.train, self.val = self.train.select(index), self.val.select(index)
+        if self.clip is not None:
+            self.clip = self.clip.index_select(0, index)
+
+
+def row_losses(out: Tensor, y: Tensor, task: str) -> Tensor:
+    """[K, B] loss of each row: cross-entropy on logits, or the mean squared error over outputs."""
+    if task == "classification":
+        K, B, C = out.shape
+        return F.cross_entropy(out.reshape(K * B, C), y.reshape(K * B), reduction="none").view(K, B)
+    return ((out - y) ** 2).mean(dim=2)
+
+
+class _Sums:
+    """Per-member sums on the device during an epoch, read once at its end (as RunningMetrics)."""
+
+    def __init__(self, K: int, task: str, device: torch.device) -> None:
+        self.loss = torch.zeros(K, dtype=torch.float64, device=device)
+        self.count = torch.zeros(K, dtype=torch.int64, device=device)
+        self.score: Tensor | None = None
+
+    def add(self, out: Tensor, y: Tensor, valid: Tensor, losses: Tensor, count: Tensor) -> None:
+        self.loss += losses.double() * count
+        self.count += count
+        if out.dim() == 3 and y.dim() == 2:  # classification: correct answers
+            score = ((out.argmax(dim=2) == y) & valid).sum(dim=1).double()
+        else:  # regression: squared errors per output
+            score = (((out - y) ** 2) * valid.unsqueeze(2)).sum(dim=1).double()
+        self.score = score if self.score is None else self.score + score
+
+    def results(self, task: str, scales: list, variances: list) -> list[tuple[float, dict[str, float]]]:
+        loss, count, score = self.loss.cpu(), self.count.cpu(), self.score.cpu() if self.score is not None else None
+        out = []
+        for k in range(len(loss)):
+            n = int(count[k])
+            if n == 0:
+                out.append((math.nan, {}))
+            elif task == "classification":
+                out.append((float(loss[k]) / n, {"accuracy": float(score[k]) / n}))
+            else:
+                out.append((float(loss[k]) / n, regression_metrics(score[k], n, scales[k], variances[k])))
+        return out

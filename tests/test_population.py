@@ -1,0 +1,160 @@
+"""The population trainer's equality contract: member k trains what gradwise.fit(config_k, splits_k) trains.
+
+Tolerance (float32): the batched network regroups the same arithmetic (baddbmm for addmm,
+masked sums for means), so per-epoch losses agree to rtol 1e-4 and final weights to
+atol 1e-4 after a few hundred updates on these tiny tables; bit equality is not promised.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from gradwise import TrainConfig, fit, load_table, split_table
+from gradwise.data.splitting import Part
+from gradwise.training.population import Member, PopulationTrainer
+
+LOSS_TOL = {"rtol": 1e-4, "atol": 1e-5}
+WEIGHT_TOL = {"rtol": 1e-3, "atol": 1e-4}
+
+
+def shrink(splits, rows: int):
+    part = lambda p, n: Part(p.X[:n], p.y[:n])  # noqa: E731
+    return replace(splits, train=part(splits.train, rows), val=part(splits.val, rows // 2), test=part(splits.test, 10))
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return shrink(split_table(load_table("builtin:iris"), seed=0), 36)
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    return shrink(split_table(load_table("builtin:diabetes"), seed=0), 30)
+
+
+def row_sets(splits, k: int):
+    """k Splits that each leave out a different share of the training rows (unequal sizes)."""
+    n = len(splits.train)
+    keep = [[i for i in range(n) if i % (k + 1) != j] for j in range(k)]
+    keep[0] = keep[0][:-1]
+    return [replace(splits, train=Part(splits.train.X[rows], splits.train.y[rows])) for rows in keep]
+
+
+def member_configs(base: TrainConfig, lrs=(0.01, 0.003, 0.03)) -> list[TrainConfig]:
+    return [base.replace(lr=lr, seed=i) for i, lr in enumerate(lrs)]
+
+
+def assert_same_training(members: list[Member]):
+    results = PopulationTrainer(members).run()
+    for member, got in zip(members, results):
+        want = fit(member.config, member.splits)
+        assert got.stop_reason == want.stop_reason
+        assert got.best_epoch == want.best_epoch
+        assert got.updates == want.updates
+        torch.testing.assert_close(torch.tensor([r.train_loss for r in got.history]), torch.tensor([r.train_loss for r in want.history]), **LOSS_TOL)
+        torch.testing.assert_close(torch.tensor([r.val_loss for r in got.history]), torch.tensor([r.val_loss for r in want.history]), **LOSS_TOL)
+        for a, b in zip(got.model.net.state_dict().values(), want.model.net.state_dict().values()):
+            torch.testing.assert_close(a, b, **WEIGHT_TOL)
+    return results
+
+
+OPTIMIZERS = {
+    "gd": dict(optimizer="gd"),
+    "momentum": dict(optimizer="momentum", beta=0.8),
+    "rmsprop": dict(optimizer="rmsprop", beta=0.95),
+    "adam": dict(optimizer="adam"),
+    "adam_document": dict(optimizer="adam", extra={"bias_correction": False, "eps_inside_sqrt": True}),
+}
+VARIANTS = {"full": "full", "stochastic": 1, "mini_batch": 8}
+CASES = [(o, v) for o in OPTIMIZERS for v in VARIANTS]
+
+
+@pytest.mark.parametrize("optimizer,variant", CASES)
+def test_member_k_trains_what_fit_trains(iris, optimizer, variant):
+    epochs = 2 if variant == "stochastic" else 6
+    base = TrainConfig(layers=2, hidden=8, batch_size=VARIANTS[variant], epochs=epochs, patience=None, device="cpu", **OPTIMIZERS[optimizer])
+    folds = row_sets(iris, 3)  # three members, three different row sets of unequal size
+    assert_same_training([Member(c, f) for c, f in zip(member_configs(base), folds)])
+
+
+def test_regression_widths_decay_weight_decay_clipping_and_patience(diabetes):
+    """Per-member hidden width (padded and masked), α decay, λ, clipping and early stopping."""
+    base = TrainConfig(layers=2, batch_size=8, epochs=12, patience=2, device="cpu", clip_grad=1.0, lr_decay="inverse_time:0.1")
+    configs = [base.replace(hidden=h, lr=lr, seed=i, weight_decay=wd, clip_grad=c, activation="tanh")
+               for i, (h, lr, wd, c) in enumerate([(4, 0.05, 0.0, 1.0), (9, 0.01, 0.01, 0.5), (6, 0.2, 0.001, 2.0)])]
+    assert_same_training([Member(c, diabetes) for c in configs])
+
+
+def test_one_diverging_member_leaves_the_others_unchanged(iris):
+    base = TrainConfig(hidden=8, batch_size=8, epochs=5, patience=None, device="cpu", optimizer="gd", activation="tanh")
+    calm = [base.replace(lr=0.05, seed=1), base.replace(lr=0.02, seed=2)]
+    wild = base.replace(lr=1e38, seed=3)  # weights overflow: NaN in the first epoch
+    alone = PopulationTrainer([Member(c, iris) for c in calm]).run()
+    together = PopulationTrainer([Member(calm[0], iris), Member(wild, iris), Member(calm[1], iris)]).run()
+    assert together[1].stop_reason.startswith("non-finite loss")
+    for a, b in zip(alone, [together[0], together[2]]):
+        assert [r.train_loss for r in a.history] == [r.train_loss for r in b.history]
+        assert [r.val_loss for r in a.history] == [r.val_loss for r in b.history]
+        for x, y in zip(a.model.net.state_dict().values(), b.model.net.state_dict().values()):
+            assert torch.equal(x, y)
+
+
+def test_members_end_one_by_one_and_the_population_compacts(iris):
+    base = TrainConfig(hidden=8, batch_size=8, epochs=6, patience=None, device="cpu")
+    members = [Member(base.replace(seed=i, lr=0.01 * (i + 1)), iris) for i in range(4)]
+    widths = []
+
+    def prune(records, trainer):
+        widths.append(trainer.net.K)
+        epoch = next(iter(records.values())).epoch
+        return {m: "pruned by the test" for m in records if epoch == 2 and m in (0, 2)}
+
+    results = PopulationTrainer(members).run(prune)
+    assert [len(r.history) for r in results] == [2, 6, 2, 6]
+    assert results[0].stop_reason == "pruned by the test"
+    assert widths == [4, 4, 2, 2, 2, 2]  # two of four ended: the stacks shrank to two
+    solo = fit(members[3].config, iris)
+    torch.testing.assert_close(torch.tensor([r.val_loss for r in results[3].history]), torch.tensor([r.val_loss for r in solo.history]), **LOSS_TOL)
+
+
+class LayerNorms:
+    """Reference: each Linear layer's mean weight-gradient norm per epoch, from fit's own callbacks."""
+
+    def __init__(self):
+        self.epochs, self.steps = [], []
+
+    def on_after_backward(self, state, loss):
+        layers = [m for m in state.model.modules() if isinstance(m, torch.nn.Linear)]
+        self.steps.append([float(m.weight.grad.norm()) for m in layers])
+
+    def on_epoch_end(self, state, record):
+        self.epochs.append([sum(col) / len(col) for col in zip(*self.steps)])
+        self.steps = []
+
+
+def test_monitor_reports_each_members_gradient_norms_as_a_single_run_measures_them(iris):
+    base = TrainConfig(hidden=8, batch_size=8, epochs=3, patience=None, device="cpu", optimizer="gd")
+    members = [Member(base.replace(lr=0.01, seed=0), iris), Member(base.replace(lr=0.5, hidden=5, seed=1), iris)]
+    trainer = PopulationTrainer(members, monitor=True)
+    trainer.run()
+    for k, member in enumerate(members):
+        reference = LayerNorms()
+        fit(member.config, member.splits, callbacks=[reference])
+        got = [r["grad_norms"] for r in trainer.watch.reports[k]]
+        torch.testing.assert_close(torch.tensor(got), torch.tensor(reference.epochs), rtol=1e-3, atol=1e-6)
+        assert all(len(r["gains"]) == 3 and all(g > 0 for g in r["gains"]) for r in trainer.watch.reports[k])
+    assert trainer.watch.fatal(0) is None
+
+
+def test_fatal_rules_on_a_members_measures():
+    from gradwise.training.population.watch import diverging, exploding
+
+    assert exploding([10.0, 10.0, 10.0], setup=True)  # 1000 over the depth, 10 a layer
+    assert not exploding([10.0, 10.0, 10.0], setup=False)  # trained networks may amplify up to 1000
+    assert not exploding([2.0, 2.0], setup=True)
+    assert diverging([1.0, 0.5, 2.5])
+    assert not diverging([1.0, 0.5, 0.9])
