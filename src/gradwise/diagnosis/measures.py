@@ -41,12 +41,6 @@ def activation_kind(module: nn.Module) -> str | None:
     return None
 
 
-def is_weighted_layer(module: nn.Module) -> bool:
-    """A layer whose own weight is a matrix or kernel (Linear, Conv, Bilinear, Embedding...)."""
-    weight = getattr(module, "weight", None)
-    return isinstance(weight, nn.Parameter) and weight.dim() >= 2
-
-
 def tensor_norm(t: torch.Tensor) -> torch.Tensor:
     """The L2 norm of a whole tensor as float32 (half precision is summed in float32)."""
     if t.dtype in (torch.float16, torch.bfloat16):
@@ -73,15 +67,18 @@ def per_unit(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], t.shape[1], -1)
 
 
-def feature_norms(x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """L2 norm of each input feature (or channel) over the batch, and the entries behind it.
+def feature_norms(x: torch.Tensor, axis: int = 1) -> tuple[torch.Tensor, int]:
+    """L2 norm of each input feature over the batch, and the entries behind it.
 
-    norm / sqrt(entries) is the feature's RMS: its scale as the layer sees it.
+    ``axis`` holds the features: the last for tables and batch-first sequences (batch, time,
+    features), 1 for a convolution's channels. norm / sqrt(entries) is the feature's RMS:
+    its scale as the layer sees it. Half precision is summed in float32.
     """
-    if x.dim() == 2:
-        return torch.linalg.vector_norm(x, dim=0), x.shape[0]
-    u = per_unit(x)
-    return torch.linalg.vector_norm(u.transpose(0, 1).reshape(u.shape[1], -1), dim=1), u.shape[0] * u.shape[2]
+    if x.dim() < 2:
+        x = x.reshape(-1, 1)
+    features = x.movedim(axis, -1).reshape(-1, x.shape[axis])
+    dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else None
+    return torch.linalg.vector_norm(features, dim=0, dtype=dtype), features.shape[0]
 
 
 def input_scale_summary(scales: Sequence[float]) -> dict[str, float] | None:

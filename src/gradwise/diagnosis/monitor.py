@@ -35,12 +35,14 @@ same examples) and update norms on each layer's first 4096 weights (see
 from __future__ import annotations
 
 import math
+import warnings
 from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from ..errors import ConfigError
 from . import measures as M
@@ -54,6 +56,7 @@ from .observation import (
     decode,
     decode_tail,
 )
+from .probes import Probe, find_layers, integer
 from .recording import StepRecord
 from .updates import UpdateProbe
 
@@ -99,28 +102,42 @@ class GradientMonitor:
         self._by_step: dict[int, Observation] = {}
         self._dead_examples: dict[str, int] = {}
         self._direct: frozenset[str] = frozenset()  # layers seen feeding an activation directly
+        self._skipped: dict[str, str] = {}  # modules whose measuring failed -> why
+        self.entries: list[tuple[str, nn.Parameter]] = []
         if model is not None:
             self.attach(model, optimizer)
 
     # ---- attaching ----
 
     def attach(self, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> "GradientMonitor":
-        """Find the layers and activations of ``model`` and arm the hooks for the next step."""
+        """Find the layers and activations of ``model`` and arm the hooks for the next step.
+
+        Each layer is measured by the probe of its kind (:mod:`~gradwise.diagnosis.probes`);
+        a layer's weight matrices are its entries in the observations (an LSTM has
+        ``lstm.ih_l0``, ``lstm.hh_l0``...). Without ``optimizer``, the first optimizer that
+        steps the model's parameters is found and read (its class and learning rate).
+        """
         self.detach()
         self.model = model
-        self.layers = [(name, m) for name, m in model.named_modules() if M.is_weighted_layer(m)]
+        found = find_layers(model)
+        self._hooked = [(name, module, probe, probe.weights(name, module)[0][0]) for name, module, probe in found if probe.hooked]
+        self.entries = [(entry, weight) for name, module, probe in found for entry, weight in probe.weights(name, module)]
         self.activations = [(name, m, M.activation_kind(m)) for name, m in model.named_modules() if M.activation_kind(m)]
-        if not self.layers:
+        if not self.entries:
             raise ConfigError(f"{type(model).__name__} has no layer with a weight matrix to monitor")
-        self._modules = dict(self.layers)
+        self.layers = [(entry, module) for name, module, probe in found for entry, _ in probe.weights(name, module)]
+        self.units = {entry: int(weight.shape[0]) for entry, weight in self.entries}
+        self._kinds = {entry: probe.kind for name, module, probe in found for entry, _ in probe.weights(name, module)}
         self._direct = frozenset()
         self._structure: Structure | None = None  # how the blocks were wired at the last full step
-        self._interior: frozenset[str] = frozenset()
+        self._interior: frozenset[str] = frozenset()  # modules whose hooks lean steps can do without
         self._record = StepRecord()
-        self._activation_modules = {name: m for name, m, _ in self.activations}
         if optimizer is not None:
             self.optimizer = optimizer
-            self._post_hook = optimizer.register_step_post_hook(lambda *_: self._after_step())
+        if self.optimizer is not None:
+            self._post_hook = self.optimizer.register_step_post_hook(lambda *_: self._after_step())
+        else:
+            self._post_hook = register_optimizer_step_post_hook(self._maybe_adopt)
         self._arm(self._steps % self.every == 0)
         return self
 
@@ -131,8 +148,20 @@ class GradientMonitor:
             self._post_hook.remove()
             self._post_hook = None
 
+    def _maybe_adopt(self, optimizer: torch.optim.Optimizer, *_: Any) -> None:
+        """A global step hook until the model's optimizer is known: adopt the first optimizer
+        holding one of the model's weights, so the fixes know its class and learning rate."""
+        if self.optimizer is not None or not self.entries:
+            return
+        ours = {id(w) for _, w in self.entries}
+        if any(id(p) in ours for group in optimizer.param_groups for p in group["params"]):
+            self.optimizer = optimizer
+            self._post_hook.remove()
+            self._post_hook = optimizer.register_step_post_hook(lambda *_: self._after_step())
+            self._after_step()  # this step's update, as the optimizer's own hook would have
+
     def _arm(self, on: bool) -> None:
-        """Register the forward hooks for the next step (``on``) or remove them all.
+        """Register the hooks for the next step (``on``) or remove them all.
 
         Once a full step has shown how the blocks are wired, the hooks of *interior* layers
         (fed by an activation and feeding one, e.g. an MLP's middle layers) only repeat what
@@ -144,36 +173,73 @@ class GradientMonitor:
             self._handles, self._interior_handles = [], []
             return
         if not self._handles:
-            for name, module in self.layers:
-                if name not in self._interior:
-                    self._handles.append(module.register_forward_hook(partial(self._layer_hook, name)))
+            for name, module, probe, entry in self._hooked:
+                if name not in self._interior and name not in self._skipped:
+                    self._handles += self._layer_hooks(name, module, probe, entry)
             for name, module, kind in self.activations:
-                self._handles.append(module.register_forward_hook(partial(self._activation_hook, name, kind)))
+                if name not in self._skipped:
+                    self._handles.append(module.register_forward_hook(partial(self._activation_hook, name, kind)))
         self._full_armed = self._structure is None or self._due(self._observed)
         self._record.full = self._full_armed
         if self._full_armed and not self._interior_handles:
-            for name, module in self.layers:
-                if name in self._interior:
-                    self._interior_handles.append(module.register_forward_hook(partial(self._layer_hook, name)))
+            for name, module, probe, entry in self._hooked:
+                if name in self._interior and name not in self._skipped:
+                    self._interior_handles += self._layer_hooks(name, module, probe, entry)
         elif not self._full_armed:
             for handle in self._interior_handles:
                 handle.remove()
             self._interior_handles = []
+
+    def _layer_hooks(self, name: str, module: nn.Module, probe: Probe, entry: str) -> list[Any]:
+        hooks = [module.register_forward_hook(partial(self._layer_hook, name, entry, probe), with_kwargs=True)]
+        if not probe.has_formula and probe.has_input_gradient:
+                # No formula for ||dJ/d input|| when the data feeds this layer: make that input
+                # differentiable on observed steps (the values and weight gradients are unchanged).
+            hooks.append(module.register_forward_pre_hook(partial(self._input_pre_hook, name, probe), with_kwargs=True))
+        return hooks
 
     def _due(self, index: int) -> bool:
         """Is the ``index``-th observation one of those every DEFAULT_EVERY steps?"""
         return index % max(1, DEFAULT_EVERY // self.every) == 0
 
     # The hooks measure detached tensors (cheaper than entering no_grad on every call) and
-    # ignore passes under no_grad: evaluation passes are not training steps.
+    # ignore passes under no_grad: evaluation passes are not training steps. They never raise
+    # into the user's forward or backward: a module whose measuring fails is skipped from
+    # then on, with one warning naming it.
 
-    def _layer_hook(self, name: str, module: nn.Module, inputs: tuple, output: Any) -> None:
-        if torch.is_grad_enabled():
-            self._record.on_layer(name, module, inputs, output)  # the record is replaced at observe
+    def _layer_hook(self, name: str, entry: str, probe: Probe, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        if torch.is_grad_enabled() and name not in self._skipped:
+            try:
+                self._record.on_layer(name, entry, probe, module, args, kwargs, output)  # the record is replaced at observe
+            except Exception as error:  # noqa: BLE001  the user's run comes first
+                self._skip(name, f"{type(error).__name__}: {error}")
+
+    def _input_pre_hook(self, name: str, probe: Probe, module: nn.Module, args: tuple, kwargs: dict) -> Any:
+        if not (torch.is_grad_enabled() and args and name not in self._skipped):
+            return None
+        x = args[0]
+        if not isinstance(x, torch.Tensor) or x.requires_grad or integer(x):
+            return None
+        if not any(p.requires_grad for p in module.parameters()):
+            return None  # a frozen layer's gradient is not the user's to pay for
+        fresh = x.detach().requires_grad_(True)
+        self._record.differentiable.add(id(fresh))
+        # Self-attention passes one tensor as query, key and value; keep them one tensor.
+        return tuple(fresh if a is x else a for a in args), kwargs
 
     def _activation_hook(self, name: str, kind: str, module: nn.Module, inputs: tuple, output: Any) -> None:
-        if torch.is_grad_enabled():
-            self._record.on_activation(name, kind, module, inputs, output)
+        if torch.is_grad_enabled() and name not in self._skipped:
+            try:
+                self._record.on_activation(name, kind, module, inputs, output)
+            except Exception as error:  # noqa: BLE001
+                self._skip(name, f"{type(error).__name__}: {error}")
+
+    def _skip(self, name: str, why: str) -> None:
+        """Stop measuring module ``name`` (its hooks go at the next arming), warning once."""
+        if name in self._skipped:
+            return
+        self._skipped[name] = why
+        warnings.warn(f"GradientMonitor: skipping module {name!r}, which it cannot measure ({why})", RuntimeWarning, stacklevel=2)
 
     # ---- stepping ----
 
@@ -204,6 +270,10 @@ class GradientMonitor:
 
     def _observe_now(self, step: int) -> None:
         rec = self._record
+        for name, why in rec.failed.items():
+            self._skip(name, why)
+        if rec.failed:
+            self._arm(False)  # re-armed by observe() without the failed modules
         structure = self._learn_structure(rec)
         self._record = StepRecord(direct=self._direct)
         # Weights move by about the update ratio (~1e-3) per step, so their norms are taken on
@@ -218,8 +288,8 @@ class GradientMonitor:
 
     def _measure(self, step: int, rec: StepRecord, structure: Structure, weigh: bool) -> RawStep:
         """Put every number of this observed step into one vector on the device."""
-        names = [n for n, m in self.layers if m.weight.grad is not None]
-        weights = [self._modules[n].weight for n in names]
+        present = [(n, w) for n, w in self.entries if w.grad is not None]
+        names, weights = [n for n, _ in present], [w for _, w in present]
         keys_now, taken, keys_later, deferred, counts = rec.norm_list()
         pending = self._updates.subtract()  # the previous step's update, when it is still open
         update_layouts, moved = ([pending[0]], pending[1]) if pending is not None else ([], [])
@@ -250,7 +320,7 @@ class GradientMonitor:
         """Append the input's per-feature norms (full steps); returns (entries behind each, features)."""
         if rec.input_x is None:
             return 0, 0
-        feature_norms, entries = M.feature_norms(rec.input_x)
+        feature_norms, entries = M.feature_norms(rec.input_x, rec.input_axis)
         parts.append(feature_norms)
         return entries, feature_norms.numel()
 
@@ -258,13 +328,20 @@ class GradientMonitor:
         """The wiring of this step: learned from a full step's record, else the last one learned."""
         if (self._full_armed or self._structure is None) and rec.order:
             self._direct = frozenset(rec.fed_directly)
-            self._structure = Structure(rec.order, rec.owner, rec.grad_in_from)
-            first = rec.first[0] if rec.first is not None else None
-            interior = frozenset(n for n in rec.fed_directly if n in rec.grad_in_from and n != first)
+            self._structure = Structure(rec.order, rec.owner, rec.grad_in_from, rec.entry_of, rec.act_class,
+                                        rec.producers, rec.time_steps, self._kinds)
+            # Interior uses are fed by an activation's output and feed one: the activations'
+            # hooks measure their flow. A module is left out on lean steps only if all its uses are.
+            interior_uses = {u for u in rec.fed_directly if u in rec.grad_in_from} - rec.sources - rec.recurrent
+            modules = {u.split("#")[0] for u in rec.entry_of}
+            interior = frozenset(m for m in modules if all(
+                u in interior_uses for u in rec.entry_of if u.split("#")[0] == m))
             if interior != self._interior:
                 self._arm(False)  # re-registered by the caller, without the interior layers' hooks
                 self._interior = interior
-        return self._structure if self._structure is not None else Structure(rec.order, rec.owner, rec.grad_in_from)
+        if self._structure is not None:
+            return self._structure
+        return Structure(rec.order, rec.owner, rec.grad_in_from, rec.entry_of, rec.act_class, rec.producers, rec.time_steps, self._kinds)
 
     def _alive_counts(self, rec: StepRecord, parts: list[torch.Tensor]) -> list[tuple[str, int]]:
         """Append, per ReLU layer, how many units were active in recent batches.
@@ -318,7 +395,7 @@ class GradientMonitor:
         for raw in raws:
             size = raw.values.numel()
             previous = self._observations[-1] if self._observations else None
-            obs, losses, updates = decode(raw, flat[at:at + size], self._activation_modules, previous)
+            obs, losses, updates = decode(raw, flat[at:at + size], previous)
             at += size
             self._observations.append(obs)
             self._by_step[raw.step] = obs
@@ -363,7 +440,8 @@ class GradientMonitor:
 
     def current_lr(self) -> float | None:
         if self.optimizer is not None and self.optimizer.param_groups:
-            return float(self.optimizer.param_groups[0].get("lr", math.nan))
+            lr = self.optimizer.param_groups[0].get("lr", math.nan)
+            return float(lr.item() if isinstance(lr, torch.Tensor) else lr)
         return None
 
     # ---- gradwise.fit callback protocol ----

@@ -37,6 +37,22 @@ class LayerObservation:
     dead: float = math.nan
     dead_examples: int = 0  # examples behind the dead fraction
     update_ratio: float = math.nan
+    time_gain: float = math.nan  # recurrent: ||dJ/dx_first|| / ||dJ/dx_last|| over the sequence
+    time_steps: int = 0  # the sequence length behind time_gain
+    kind: str = "layer"  # the probe's kind: linear, conv, embedding, attention, recurrent...
+
+
+@dataclass
+class UseFlow:
+    """One call of a layer: the gradient at its input and at its block's output."""
+
+    entry: str  # the layer (observation entry) it belongs to
+    grad_in: float = math.nan
+    grad_out: float = math.nan
+
+    @property
+    def gain(self) -> float:
+        return self.grad_in / self.grad_out if self.grad_out > 0 and math.isfinite(self.grad_out) else math.nan
 
 
 @dataclass
@@ -45,6 +61,8 @@ class Observation:
     loss: float
     layers: dict[str, LayerObservation]
     input_scale: dict[str, float] | None = None
+    uses: dict[str, UseFlow] = field(default_factory=dict)  # per call of a layer, in forward order
+    wiring: dict[str, list[str]] = field(default_factory=dict)  # use -> the uses its input came from
 
 
 @dataclass
@@ -61,9 +79,14 @@ class UpdateLayout:
 class Structure:
     """How the model's blocks were wired at a step (from the forward hooks)."""
 
-    order: list[str]
-    owner: dict[str, str]  # activation -> the layer it follows
-    grad_in_from: dict[str, str]  # layer -> the activation whose output it took
+    order: list[str]  # layer and activation uses, as called
+    owner: dict[str, str]  # activation use -> the layer use it follows
+    grad_in_from: dict[str, str]  # layer use -> the activation use whose output it took
+    entry_of: dict[str, str] = field(default_factory=dict)  # layer use -> observation entry
+    act_class: dict[str, str] = field(default_factory=dict)  # activation use -> class name
+    producers: dict[str, list[str]] = field(default_factory=dict)  # layer use -> uses feeding it
+    time_steps: dict[str, int] = field(default_factory=dict)  # recurrent use -> sequence length
+    kinds: dict[str, str] = field(default_factory=dict)  # entry -> probe kind
 
 
 @dataclass
@@ -106,7 +129,7 @@ class Reader:
         return out
 
 
-def decode(raw: RawStep, values: list[float], activations: dict[str, nn.Module],
+def decode(raw: RawStep, values: list[float],
            previous: Observation | None = None) -> tuple[Observation, list[float], list[tuple[UpdateLayout, list[float]]]]:
     """The step's observation, the losses it carried, and the update norms it carried.
 
@@ -129,9 +152,11 @@ def decode(raw: RawStep, values: list[float], activations: dict[str, nn.Module],
     losses = read.take(raw.n_losses)
     updates += [(u, read.take(len(u.names))) for u in raw.late_updates]
     layers = {name: LayerObservation(grad_norm=g, weight_norm=w) for name, g, w in zip(raw.names, grad_norms, weight_norms)}
-    _fill_layers(layers, raw, measured, activations)
+    uses = _fill_layers(layers, raw, measured)
     loss = losses[-1] if losses else math.nan
-    return Observation(step=raw.step, loss=loss, layers=_in_order(layers, raw), input_scale=M.input_scale_summary(scales)), losses, updates
+    obs = Observation(step=raw.step, loss=loss, layers=_in_order(layers, raw), input_scale=M.input_scale_summary(scales),
+                      uses=uses, wiring=raw.structure.producers)
+    return obs, losses, updates
 
 
 def _carried_weight_norms(names: list[str], previous: Observation | None) -> list[float]:
@@ -158,33 +183,44 @@ def assign_update(obs: Observation | None, update: UpdateLayout, deltas: list[fl
 
 
 def _in_order(layers: dict[str, LayerObservation], raw: RawStep) -> dict[str, LayerObservation]:
-    order = [name for name in raw.structure.order if name in layers]
+    entries = raw.structure.entry_of
+    order = [entries[use] for use in raw.structure.order if entries.get(use) in layers]
     return {name: layers[name] for name in dict.fromkeys(order + raw.names)}
 
 
-def _fill_layers(layers: dict[str, LayerObservation], raw: RawStep, measured: dict[Key, float], activations: dict[str, nn.Module]) -> None:
-    """Attach hook measurements to layers and compute block gains in forward order."""
+def _fill_layers(layers: dict[str, LayerObservation], raw: RawStep, measured: dict[Key, float]) -> dict[str, UseFlow]:
+    """Attach hook measurements to layers (a layer's first use) and give every use its flow."""
     nan = math.nan
     structure = raw.structure
-    for layer, act in structure.grad_in_from.items():
-        measured[("grad_in", layer)] = measured.get(("grad_act", act), nan)
-    for name, layer in layers.items():
-        layer.grad_out = measured.get(("grad_out", name), nan)
-        layer.grad_in = measured.get(("grad_in", name), nan)
-        layer.z_rms = measured.get(("z_rms", name), nan)
-    for act, owner in structure.owner.items():
-        layer = layers.get(owner)
-        if layer is None:
-            continue
-        layer.activation = type(activations[act]).__name__
-        layer.act_rms = measured.get(("act_rms", act), nan)
-        layer.grad_act = measured.get(("grad_act", act), nan)
-        layer.saturation = measured.get(("saturation", act), nan)
-        layer.dead = measured.get(("dead", act), nan)
-        if ("dead", act) in measured:
-            layer.dead_examples = raw.dead_examples.get(act, 0)
-    for layer in layers.values():
+    for use, act in structure.grad_in_from.items():
+        measured[("grad_in", use)] = measured.get(("grad_act", act), nan)
+    act_after = {layer: act for act, layer in structure.owner.items()}
+    for entry, layer in layers.items():
+        layer.kind = structure.kinds.get(entry, layer.kind)
+    uses: dict[str, UseFlow] = {}
+    for use, entry in structure.entry_of.items():
+        act = act_after.get(use)
+        grad_act = measured.get(("grad_act", act), nan) if act else nan
         # A block is the layer and the activation after it (document: z = w a + b, a = g(z)),
         # so its output gradient is taken after the activation; without one, at z.
-        out = layer.grad_act if math.isfinite(layer.grad_act) else layer.grad_out
-        layer.gain = layer.grad_in / out if out and math.isfinite(out) and out > 0 else nan
+        grad_out = grad_act if math.isfinite(grad_act) else measured.get(("grad_out", use), nan)
+        uses[use] = UseFlow(entry, measured.get(("grad_in", use), nan), grad_out)
+        layer = layers.get(entry)
+        if layer is None or "#" in use:
+            continue  # further uses of a layer count in the flow, its row shows the first
+        layer.grad_out = measured.get(("grad_out", use), nan)
+        layer.grad_in = uses[use].grad_in
+        layer.gain = uses[use].gain
+        layer.z_rms = measured.get(("z_rms", use), nan)
+        first, last = measured.get(("time_first", use), nan), measured.get(("time_last", use), nan)
+        if last > 0:
+            layer.time_gain, layer.time_steps = first / last, structure.time_steps.get(use, 0)
+        if act is not None:
+            layer.activation = structure.act_class.get(act)
+            layer.act_rms = measured.get(("act_rms", act), nan)
+            layer.grad_act = grad_act
+            layer.saturation = measured.get(("saturation", act), nan)
+            layer.dead = measured.get(("dead", act), nan)
+            if ("dead", act) in measured:
+                layer.dead_examples = raw.dead_examples.get(act, 0)
+    return uses

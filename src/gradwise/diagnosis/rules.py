@@ -106,28 +106,85 @@ def relative_gradient(layer: LayerObservation) -> float:
 def flow_measures(obs: Observation) -> dict[str, Any] | None:
     """Gain over the depth and relative-gradient ratio for one observation.
 
-    ``depth_gain`` multiplies the block gains of every layer: ||dJ/d input of the first
-    layer|| over ||dJ/d output of the last||, the network's product of factors |w g'(z)|.
+    The gains are read along the path the gradient takes, not over the layers' list:
+    ``depth_gain`` is ||dJ/d input of a first layer|| over ||dJ/d output of the last layers
+    it feeds||, ``hidden_gain`` the same below the last layers. In a series of layers this is
+    exactly the product of their block gains (the network's product of factors |w g'(z)|, each
+    layer's input gradient being the output gradient of the one below); for parallel heads,
+    several inputs and residual sums it is what the gradient really does, where a product of
+    every layer's gain would multiply branches as if they were in series.
     ``grad_ratio`` is the first layer's relative gradient over the largest of any layer.
     """
     names = list(obs.layers)
-    if len(names) < 2:
+    paths = [p for p in (_path(obs, source) for source in _sources(obs)) if p is not None]
+    if len(names) < 2 or not paths:
         return None
-    gains = [obs.layers[n].gain for n in names]
-    rel = [relative_gradient(obs.layers[n]) for n in names]
-    best = max(M.finite(rel), default=math.nan)
-    if any(math.isnan(g) or g < 0 for g in gains):
-        return None
-    depth_gain = math.prod(gains)  # inf when a gradient overflowed: exploding
+    rel = {n: relative_gradient(obs.layers[n]) for n in names}
+    best = max(M.finite(rel.values()), default=math.nan)
+    first = _first_dense(obs)
+    deepest = max(paths, key=lambda p: p["depth"])
+    depth_gain = max(p["depth_gain"] for p in paths)  # the most amplified path: exploding
+    hidden = [p["hidden_gain"] for p in paths if p["depth"] > 2 and not math.isnan(p["hidden_gain"])]
+    per_layer = max((p["depth_gain"] ** (1 / p["depth"]) if math.isfinite(p["depth_gain"]) else math.inf) for p in paths)
+    gains = {n: obs.layers[n].gain for n in names if not math.isnan(obs.layers[n].gain)}
     return {
-        "depth_gain": depth_gain,
+        "depth_gain": depth_gain,  # inf when a gradient overflowed: exploding
         # The hidden stack alone: a large output-layer gain must not hide vanishing below it.
-        "hidden_gain": math.prod(gains[:-1]) if len(gains) > 2 else math.nan,
-        "gain_per_layer": depth_gain ** (1 / len(gains)) if math.isfinite(depth_gain) else math.inf,
-        "grad_ratio": rel[0] / best if math.isfinite(rel[0]) and best > 0 and math.isfinite(best) else math.nan,
-        "gains": dict(zip(names, gains)),
-        "relative_gradients": dict(zip(names, rel)),
+        "hidden_gain": min(hidden) if hidden else math.nan,  # the weakest path: vanishing
+        "gain_per_layer": per_layer,
+        "depth": deepest["depth"],
+        "grad_ratio": rel[first] / best if first and math.isfinite(rel[first]) and best > 0 and math.isfinite(best) else math.nan,
+        "gains": gains,
+        "relative_gradients": rel,
     }
+
+
+def _sources(obs: Observation) -> list[str]:
+    """Uses fed by the data (no layer use before them), in forward order."""
+    return [u for u in obs.uses if not obs.wiring.get(u)]
+
+
+def _consumers(obs: Observation) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {u: [] for u in obs.uses}
+    for use, producers in obs.wiring.items():
+        for p in producers:
+            out.setdefault(p, []).append(use)
+    return out
+
+
+def _path(obs: Observation, source: str) -> dict[str, float] | None:
+    """From one first layer to the last layers it feeds: gains and the longest chain of uses."""
+    consumers = _consumers(obs)
+    depth: dict[str, int] = {source: 1}
+    stack = [source]
+    while stack:  # longest chain, relaxed over a DAG (uses come in forward order, no cycles)
+        use = stack.pop()
+        for c in consumers.get(use, []):
+            if c in obs.uses and depth.get(c, 0) < depth[use] + 1 and depth[use] < len(obs.uses):
+                depth[c] = depth[use] + 1
+                stack.append(c)
+    sinks = [u for u in depth if not consumers.get(u)]
+    flows = [obs.uses[u] for u in sinks]
+    bottom = obs.uses[source].grad_in
+    top = math.sqrt(sum(f.grad_out**2 for f in flows if math.isfinite(f.grad_out)))
+    below_top = max((f.grad_in for f in flows if math.isfinite(f.grad_in)), default=math.nan)
+    longest = max(depth[u] for u in sinks) if sinks else 1
+    if longest < 2 or not (top > 0) or not (bottom >= 0):
+        return None
+    return {
+        "depth": longest,
+        "depth_gain": bottom / top,
+        "hidden_gain": bottom / below_top if below_top > 0 else math.nan,
+    }
+
+
+def _first_dense(obs: Observation) -> str | None:
+    """The first layer with a dense weight gradient: an embedding's gradient touches only the
+    rows of the batch's tokens, so its relative gradient is small by construction."""
+    for name, layer in obs.layers.items():
+        if layer.kind not in ("embedding", "parameter") and math.isfinite(relative_gradient(layer)):
+            return name
+    return None
 
 
 def _flow_window(observations: Sequence[Observation]) -> list[tuple[str, dict[str, Any]]]:
@@ -249,7 +306,7 @@ def rule_saturation(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
 
 def dead_share_threshold(mon: GradientMonitor) -> Callable[[str], float]:
     """Per layer, the dead share beyond chance: DEAD_SHARE + 1/sqrt(units)."""
-    units = {name: module.weight.shape[0] for name, module in getattr(mon, "layers", [])}
+    units = getattr(mon, "units", {})
     return lambda name: min(0.9, DEAD_SHARE + 1 / math.sqrt(units[name])) if units.get(name) else DEAD_SHARE
 
 
