@@ -1,0 +1,87 @@
+"""Configurations trained per second: a population of K against gradwise.fit one at a time.
+
+Each configuration trains 20 epochs (no early stopping) with its own α and seed. Two set-ups:
+
+  (a) builtin:digits, 2 hidden layers of 64, batch 64 (goal: >= 8x on a 2-core CPU);
+  (b) a synthetic 50,000 x 32 classification table, 3 hidden layers of 128, batch 256 (goal: >= 2x).
+
+Populations of K = 8, 32 and 128 each train K configurations at once (PopulationTrainer);
+the baseline trains a few configurations with gradwise.fit and reports its rate. torch uses
+all the cores (``--threads``, default all) in both, so the ratio is population vs. fit on
+the same machine. On a CUDA GPU pass ``--device cuda``.
+
+Run:  python benchmarks/population.py [--quick] [--device cpu|cuda] [--threads N]
+``--quick`` runs 2 epochs, K = 8 and 32, (b) on 5,000 rows: a check that the script works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gradwise import TrainConfig, fit, load_table, split_table
+from gradwise.data.loading import Table
+from gradwise.training.population import Member, PopulationTrainer
+
+
+def synthetic_table(rows: int, features: int = 32, classes: int = 4, seed: int = 0) -> Table:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(rows, features)).astype(np.float32)
+    w = rng.normal(size=(features, classes))
+    y = (np.tanh(X @ w) + 0.3 * rng.normal(size=(rows, classes))).argmax(axis=1)
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(features)])
+    return Table(frame, pd.DataFrame({"y": y}), "classification", "synthetic")
+
+
+def configs(base: TrainConfig, k: int) -> list[TrainConfig]:
+    lrs = np.exp(np.linspace(np.log(1e-4), np.log(3e-2), k))
+    return [base.replace(lr=float(lr), seed=i) for i, lr in enumerate(lrs)]
+
+
+def fit_rate(base: TrainConfig, splits, n: int) -> float:
+    started = time.perf_counter()
+    for config in configs(base, n):
+        fit(config, splits)
+    return n / (time.perf_counter() - started)
+
+
+def population_rate(base: TrainConfig, splits, k: int) -> float:
+    started = time.perf_counter()
+    PopulationTrainer([Member(c, splits) for c in configs(base, k)]).run()
+    return k / (time.perf_counter() - started)
+
+
+def run(name: str, base: TrainConfig, splits, sizes: list[int], fit_runs: int) -> None:
+    baseline = fit_rate(base, splits, fit_runs)
+    print(f"{name}: gradwise.fit one at a time: {baseline:.2f} configurations/s ({fit_runs} runs)")
+    for k in sizes:
+        rate = population_rate(base, splits, k)
+        print(f"{name}: population K={k:4d}: {rate:.2f} configurations/s, {rate / baseline:.1f}x gradwise.fit")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    epochs = 2 if args.quick else 20
+    sizes = [8, 32] if args.quick else [8, 32, 128]
+    print(f"device {args.device}, torch threads {torch.get_num_threads()}, {epochs} epochs per configuration"
+          + (" (--quick: a check that the script runs, not a measurement)" if args.quick else ""))
+    digits = split_table(load_table("builtin:digits"), seed=0)
+    base_a = TrainConfig(layers=2, hidden=64, batch_size=64, epochs=epochs, patience=None, device=args.device)
+    run("(a) digits 2x64 batch 64", base_a, digits, sizes, 2 if args.quick else 8)
+    table = split_table(synthetic_table(5_000 if args.quick else 50_000), seed=0)
+    base_b = TrainConfig(layers=3, hidden=128, batch_size=256, epochs=epochs, patience=None, device=args.device)
+    run(f"(b) {table.train.X.shape[0] + table.val.X.shape[0] + table.test.X.shape[0]:,} x 32, 3x128 batch 256", base_b, table, sizes, 2 if args.quick else 4)
+
+
+if __name__ == "__main__":
+    main()
