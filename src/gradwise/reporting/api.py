@@ -13,33 +13,39 @@ from typing import Any
 
 from ..errors import GradwiseError
 from .document import REPORT_NAME, diagnosis_part, flow_part, load_document, new_document, run_part, save_document
-from .page import render_page, write_page
+from .page import Section, render_page, write_page
 from .sections import KIND_TITLES, build_sections
 
 
-def render(document: dict[str, Any], study: Any = None) -> str:
+def render(document: dict[str, Any], study: Any = None, sections: list[Section] | None = None) -> str:
     """The HTML page of a report document."""
     kind = document.get("kind", "train")
     title = f"gradwise {KIND_TITLES.get(kind, kind)}: {document.get('title', '')}".rstrip(": ")
     subtitle = f"written {time.strftime('%Y-%m-%d %H:%M:%S')}"
-    return render_page(title, kind, build_sections(document, study), subtitle)
+    return render_page(title, kind, sections if sections is not None else build_sections(document, study), subtitle)
 
 
-def write_document_report(document: dict[str, Any], path: str | Path, study: Any = None) -> Path:
-    return write_page(path, render(document, study))
+def write_document_report(document: dict[str, Any], path: str | Path | None, study: Any = None, plots: str | Path | None = None) -> Path | None:
+    """report.html at ``path`` (None: none) and, with ``plots``, one PNG per figure there."""
+    sections = build_sections(document, study)
+    if plots is not None:
+        from .png import write_pngs
+
+        write_pngs(sections, plots)
+    return write_page(path, render(document, study, sections)) if path is not None else None
 
 
-def save_run(directory: str | Path, document: dict[str, Any], study: Any = None) -> Path:
+def save_run(directory: str | Path, document: dict[str, Any], study: Any = None, plots: str | Path | None = None) -> Path | None:
     """Save the document next to the run's outputs and write report.html from it."""
     save_document(directory, document)
-    return write_document_report(document, Path(directory) / REPORT_NAME, study)
+    return write_document_report(document, Path(directory) / REPORT_NAME, study, plots)
 
 
-def rebuild(run_dir: str | Path, storage: str | None = None, path: str | Path | None = None) -> Path:
+def rebuild(run_dir: str | Path, storage: str | None = None, plots: str | Path | None = None) -> Path | None:
     """Write RUN_DIR/report.html again from what the run saved (``gradwise report``)."""
     document = load_document(run_dir)
     study = open_study(document, Path(run_dir), storage) if document.get("kind") == "tune" else None
-    return write_document_report(document, path or Path(run_dir) / REPORT_NAME, study)
+    return write_document_report(document, Path(run_dir) / REPORT_NAME, study, plots)
 
 
 def open_study(document: dict[str, Any], run_dir: Path, storage: str | None = None) -> Any:
@@ -91,4 +97,6 @@ def study_result(study: Any) -> dict[str, Any]:
 def write(subject: Any, path: str | Path, title: str = "") -> Path:
     """Write one self-contained report.html for ``subject`` to ``path`` (atomically)."""
     document, study = document_for(subject, title)
-    return write_document_report(document, path, study)
+    written = write_document_report(document, path, study)
+    assert written is not None
+    return written

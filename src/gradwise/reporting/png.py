@@ -77,11 +77,21 @@ def _parallel(ax: Any, trace: dict[str, Any]) -> None:
     ax.set_ylabel("scaled value")
 
 
+def _colour(text: Any, default: str) -> Any:
+    """A CSS colour as matplotlib takes it: 'rgba(74,111,165,0.1)' becomes an RGB tuple."""
+    if not isinstance(text, str):
+        return default
+    if text.startswith("rgb"):
+        numbers = [float(v) for v in text[text.index("(") + 1:text.rindex(")")].split(",")]
+        return tuple(v / 255 for v in numbers[:3])
+    return text
+
+
 def _shapes(ax: Any, layout: dict[str, Any]) -> None:
     for shape in layout.get("shapes") or []:
-        colour = (shape.get("line") or {}).get("color") or "#c0392b"
+        colour = _colour((shape.get("line") or {}).get("color"), "#c0392b")
         if shape.get("type") == "rect":
-            ax.axvspan(shape["x0"], shape["x1"], color=shape.get("fillcolor", "grey"), alpha=0.15, linewidth=0)
+            ax.axvspan(shape["x0"], shape["x1"], color=_colour(shape.get("fillcolor"), "grey"), alpha=0.15, linewidth=0)
         elif str(shape.get("xref", "")).endswith("domain"):
             ax.axhline(shape["y0"], color=colour, linestyle="--", linewidth=1)
         elif str(shape.get("yref", "")).endswith("domain"):

@@ -27,7 +27,7 @@ def data_section(document: dict[str, Any]) -> Section | None:
     data = document.get("data")
     if not data:
         return None
-    return Section("Data", "", [], [data_table(data), columns_table(data)])
+    return Section("Data", "", [], [data_table(data)] + ([columns_table(data)] if data.get("columns") else []))
 
 
 def finding_view(finding: dict[str, Any]) -> dict[str, Any]:

@@ -66,19 +66,17 @@ def config_table(config: dict[str, Any], title: str = "Configuration") -> TableB
 
 
 def data_table(data: dict[str, Any]) -> TableBlock:
-    rows = data.get("rows") or {}
+    rows = data.get("rows")
     entries = [
         ["source", data.get("source")], ["task", data.get("task")],
-        ["rows (train / val / test)", f"{rows.get('train')} / {rows.get('val')} / {rows.get('test')}"],
-        ["columns", len(data.get("columns") or [])], ["features after encoding", data.get("features")],
-        ["target", ", ".join(data.get("target") or [])],
+        ["rows (train / val / test)", f"{rows.get('train')} / {rows.get('val')} / {rows.get('test')}" if rows else None],
+        ["columns", len(data["columns"]) if "columns" in data else None], ["features after encoding", data.get("features")],
+        ["target", ", ".join(data.get("target") or []) or None], ["classes", data.get("classes")],
         ["input normalization", data.get("normalize")],
     ]
-    if data.get("classes"):
-        entries.append(["classes", data["classes"]])
     if data.get("task") == "regression":
         entries.append(["target normalization", data.get("target_normalize")])
-    return TableBlock("Data", ["", "value"], entries)
+    return TableBlock("Data", ["", "value"], [e for e in entries if e[1] is not None])
 
 
 def columns_table(data: dict[str, Any]) -> TableBlock:

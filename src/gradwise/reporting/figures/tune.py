@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from ..page import Figure, TableBlock
 from .style import MARGIN, TEMPLATE, new_figure
 
-STAGES = {0: "stage 1: α (high)", 1: "stage 2: β, hidden units, batch size (medium)", 2: "stage 3: layers, decay (low)"}
+STAGES = {0: "stage 1: α", 1: "stage 2: medium", 2: "stage 3: low"}
 STAGE_COLOURS = {0: "rgba(74,111,165,0.10)", 1: "rgba(230,161,0,0.10)", 2: "rgba(39,174,96,0.10)"}
 TIER_COLOURS = {"high": "#c0392b", "medium": "#e6a100", "low": "#27ae60", "never": "#7f8c8d"}
 
@@ -77,6 +77,9 @@ def importance_figure(rows: list[dict[str, Any]]) -> Figure:
                    marker_color=[TIER_COLOURS.get(r.get("document"), "#4a6fa5") for r in rows],
                    text=[f"document: {r.get('document')}" for r in rows], textposition="outside")
     figure.update_xaxes(type="category")
+    if not any(r.get("empirical") for r in rows):
+        figure.update_yaxes(range=[0, 1])
+        figure.add_annotation(text="not measured: too few complete trials", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.6)
     method = next((r.get("method") for r in rows if r.get("method")), None)
     caption = f"Bars: each parameter's share of the explained variance ({method or 'not enough complete trials'}); " \
               "colour and label: the document's ranking (high, medium, low, never)."
