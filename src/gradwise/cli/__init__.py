@@ -20,6 +20,7 @@ COMMANDS = {
     "compare": ("compare", "Train with each optimizer and gradient-descent variant side by side."),
     "diagnose": ("diagnose", "Train briefly with the gradient monitor and name what is wrong."),
     "chain": ("chain", "Show the document's single-neuron chain: vanishing and exploding gradients."),
+    "report": ("report", "Write a run's self-contained report.html again from what it saved."),
 }
 
 

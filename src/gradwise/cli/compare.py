@@ -22,6 +22,7 @@ Measures, per run:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 import statistics
 from typing import Any
 
@@ -37,6 +38,7 @@ from ..reporting.tables import stdout_console
 from ..training import fit
 from ._errors import handle_errors
 from .options import config_from_options, emit_json, output_options, splits_from_options, training_options
+from .report import check_out_dir, publish, report_options
 
 DEFAULT_OPTIMIZERS = "gd,momentum,rmsprop,adam"
 DEFAULT_BATCH_SIZES = "full,1,64"
@@ -227,10 +229,12 @@ def _check_optimizers(base: TrainConfig, runs: list[tuple[str, float]]) -> None:
 @click.option("--batch-sizes", default=DEFAULT_BATCH_SIZES, show_default=True,
               help="Comma-separated gradient-descent variants: full (batch), 1 (stochastic), B (mini-batch).")
 @click.option("--target-loss", type=float, default=None, help="Training loss to reach; default: the median final training loss.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory for report.html and report.json (the runs with their curves).")
+@report_options
 @output_options
 @click.pass_context
 @handle_errors
-def command(ctx: click.Context, optimizers: str, batch_sizes: str, target_loss: float | None, as_json: bool, **options: Any) -> None:
+def command(ctx: click.Context, optimizers: str, batch_sizes: str, target_loss: float | None, out: Path | None, as_json: bool, **options: Any) -> None:
     """Train the same model with each optimizer and gradient-descent variant, side by side.
 
     Every run starts from the same weights on the same split and batch order. Without
@@ -245,6 +249,7 @@ def command(ctx: click.Context, optimizers: str, batch_sizes: str, target_loss: 
     explicit = lambda name: ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)  # noqa: E731
     if not explicit("epochs"):
         options["epochs"] = DEFAULT_EPOCHS
+    check_out_dir(out)
     base = config_from_options(options)
     runs = parse_optimizers(optimizers, options["lr"] if explicit("lr") else None)
     sizes = parse_batch_sizes(batch_sizes)
@@ -257,9 +262,11 @@ def command(ctx: click.Context, optimizers: str, batch_sizes: str, target_loss: 
     fit(base.replace(epochs=1, batch_size="full", patience=None), splits)
     results = [run_one(base, splits, name, lr, size) for name, lr in runs for size in sizes]
     target = target_loss if target_loss is not None else default_target(results)
-    results = [finish(r, target, as_json) for r in results]
+    curves = as_json or (out is not None and options["report"]) or options["plots"] is not None
+    results = [finish(r, target, curves) for r in results]
+    document = {"data": options["data"], "seed": base.seed, "epochs": base.epochs, "target_loss": target, "config": base.to_dict(), "runs": results}
+    publish(out, options, "compare_document", document, splits, options["data"])
     if as_json:
-        emit_json({"data": options["data"], "seed": base.seed, "epochs": base.epochs, "target_loss": target,
-                   "config": base.to_dict(), "runs": results})
+        emit_json(document)
         return
     render(results, target, f"{options['data']}: {len(splits.train)} training rows, seed {base.seed}", stdout_console())
