@@ -74,13 +74,16 @@ def test_several_regression_targets(tmp_path):
     assert table.task == "regression" and splits.n_outputs == 2 and splits.train.y.shape[1] == 2
 
 
-def test_one_hot_categories_come_from_the_training_split_only():
-    frame = _frame()
-    frame.loc[0, "color"] = "purple"  # a single row: lands in one split only
+def test_one_hot_levels_come_from_the_training_split_and_rare_ones_share_the_other_slot():
+    frame = _frame(200)
+    frame.loc[0, "color"] = "purple"  # a single row: too rare for a slot of its own
     splits = split_table(load_table_from(frame), (0.5, 0.25, 0.25), seed=3)
+    assert splits.encoder.categories["color"] == ["blue", "green", "red"]
+    assert "color=purple" not in splits.encoder.feature_names
     in_train = "purple" in set(frame.loc[_train_rows(splits, frame), "color"])
-    assert ("color=purple" in splits.encoder.feature_names) == in_train
-    assert splits.n_features == 1 + len(splits.encoder.categories["color"])
+    # The "other" slot exists only when training saw a rare level.
+    assert ("color=<other>" in splits.encoder.feature_names) == in_train
+    assert splits.n_features == 1 + len(splits.encoder.categories["color"]) + int(in_train)
     # Every encoded one-hot row has at most one 1.
     onehot = splits.test.X[:, 1:]
     assert set(np.unique(onehot)) <= {0.0, 1.0} and (onehot.sum(axis=1) <= 1).all()
@@ -126,7 +129,10 @@ def test_non_numeric_values_name_column_count_and_first_row(tmp_path):
     frame = pd.DataFrame({"price": ["1.5", "2", "?", "4", "x", "6"] * 3, "y": [0, 1] * 9})
     path = tmp_path / "t.csv"
     frame.to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"column 'price' has 6 non-numeric values \(first at row 3: '\?'\)"):
+    with pytest.raises(DataError, match=r"column 'price' has 6 non-numeric values \(first at row 3: '\?'\); clean them or pass --missing drop"):
         load_table(path)
-    table = load_table(path, drop_invalid=True)
+    with pytest.warns(UserWarning, match="dropped 6 of 18 rows"):
+        table = load_table(path, drop_invalid=True)
     assert table.n_rows == 12
+    with pytest.warns(UserWarning, match="dropped 6 of 18 rows"):
+        assert load_table(path, missing="drop").n_rows == 12

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 from .data.loading import read_frame
-from .data.validation import invalid_rows
 from .errors import DataError
 from .models import GradwiseModel, load_bundle
 
@@ -27,8 +26,8 @@ def _feature_frame(model: GradwiseModel, frame: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise DataError(f"column '{missing[0]}' is missing from the table; the model needs columns {columns}")
-    numeric = [c for c in columns if c not in model.encoder.categories]
-    invalid_rows(frame[numeric], drop_invalid=False)  # raises naming column, count and first row
+    # The encoder checks the values: gaps are imputed as in training, words in numeric
+    # columns and infinities raise naming the column, the count and the first row.
     return frame[columns]
 
 
@@ -38,8 +37,11 @@ def _score(model: GradwiseModel, frame: pd.DataFrame, predictions: pd.DataFrame)
         return None
     truth = frame[names]
     if model.task == "classification":
-        expected = truth.iloc[:, 0].map(str).to_numpy()
-        return {"accuracy": float(np.mean(predictions[names[0]].map(str).to_numpy() == expected))}
+        known = truth.iloc[:, 0].notna().to_numpy()  # rows without a label are not scored
+        if not known.any():
+            return None
+        expected = truth.iloc[:, 0].map(str).to_numpy()[known]
+        return {"accuracy": float(np.mean(predictions[names[0]].map(str).to_numpy()[known] == expected))}
     values = pd.DataFrame({n: pd.to_numeric(truth[n], errors="coerce") for n in names}).to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(values)):
         return None

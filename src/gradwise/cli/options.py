@@ -14,7 +14,7 @@ import click
 import torch
 
 from ..config import ACTIVATIONS, DEVICES, INITS, NORMALIZERS, TrainConfig
-from ..data import DEFAULT_SOURCE, Splits, load_table, split_table
+from ..data import DEFAULT_SOURCE, MAX_CATEGORIES, Splits, load_table, split_table
 from ..files import jsonable
 
 _DEFAULTS = TrainConfig()
@@ -35,7 +35,11 @@ data_options = _stack(
     click.option("--task", type=click.Choice(["classification", "regression"]), default=None, help="Force the task instead of inferring it from the target."),
     click.option("--split", default="0.7,0.15,0.15", show_default=True, help="Train,validation,test fractions (stratified for classification)."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed for the split, the initial weights and the batch order."),
-    click.option("--drop-invalid", is_flag=True, help="Drop rows with missing, infinite or non-numeric values instead of stopping."),
+    click.option("--missing", type=click.Choice(["impute", "drop", "error"]), default=None, help="Gaps in features: impute (median plus a <col>_missing column; a string gap is its own category), drop the rows, or error. Rows without a target are always dropped, except with error.  [default: impute]"),
+    click.option("--drop-invalid", is_flag=True, help="Same as --missing drop: drop rows with missing, infinite or non-numeric values."),
+    click.option("--keep-columns", default=None, help="Comma-separated columns to use even though they look like IDs (left out by default, with a note)."),
+    click.option("--max-categories", type=click.IntRange(2, 100_000), default=MAX_CATEGORIES, show_default=True, help="One-hot columns per string column: its most frequent levels, the rest share an 'other' column."),
+    click.option("--max-memory", default=None, help="Largest size for the encoded table, such as 2G or 500MB (default: most of the available memory). A table that would not fit stops before encoding."),
 )
 
 model_options = _stack(
@@ -108,8 +112,8 @@ def set_threads(threads: int, config: TrainConfig) -> None:
 
 def splits_from_options(options: dict[str, Any]) -> Splits:
     """Load, check and split the table the options name."""
-    table = load_table(options["data"], options.get("target"), options.get("task"), options.get("drop_invalid", False))
-    return split_table(table, options.get("split", "0.7,0.15,0.15"), options.get("seed", 0))
+    table = load_table(options["data"], options.get("target"), options.get("task"), options.get("drop_invalid", False), options.get("missing"), options.get("keep_columns") or ())
+    return split_table(table, options.get("split", "0.7,0.15,0.15"), options.get("seed", 0), options.get("max_categories", MAX_CATEGORIES), options.get("max_memory"))
 
 
 def emit_json(document: Any) -> None:

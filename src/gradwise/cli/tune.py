@@ -11,6 +11,7 @@ import click
 from ..reporting.tables import format_metric, stdout_console
 from ._errors import handle_errors
 from .options import data_options, emit_json, output_options
+from .report import publish, report_options
 
 STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then layers/decay with the rest searched near the best (10/30/60% of the budget); joint: TPE over everything; random."
 
@@ -39,6 +40,7 @@ STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then lay
 @click.option("--threads", type=int, default=1, show_default=True, help="torch threads per worker (small models run fastest on one).")
 @click.option("--heartbeat", "heartbeat_interval", type=int, default=10, show_default=True, help="Seconds between heartbeats of a running trial (PostgreSQL storage).")
 @click.option("--no-monitor", is_flag=True, help="Do not watch gradients (no immediate pruning on exploding gradients).")
+@report_options
 @output_options
 @handle_errors
 def command(as_json: bool, out: Path | None, storage: str | None, study_name: str | None, resume: bool, threads: int, heartbeat_interval: int, **options: Any) -> None:
@@ -62,6 +64,7 @@ def command(as_json: bool, out: Path | None, storage: str | None, study_name: st
     except KeyboardInterrupt:
         click.echo(f"gradwise: interrupted; finished trials are kept in {storage or out}. Continue with: gradwise tune --out {out}{' --storage ' + storage if storage else ''} --resume", err=True)
         sys.exit(130)
+    publish(out, options, "tune_document", result, options["data"], storage, out)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -80,6 +83,8 @@ def spec_from_options(options: dict[str, Any], resume: bool = False):
     return TuneSpec(
         data=options["data"], target=options["target"], task=options["task"], split=parse_split(options["split"]),
         split_seed=options["seed"], drop_invalid=options["drop_invalid"], space=space.to_dict(), base=base,
+        missing=options["missing"], keep_columns=tuple(c.strip() for c in (options["keep_columns"] or "").split(",") if c.strip()),
+        max_categories=options["max_categories"], max_memory=options["max_memory"],
         strategy=options["strategy"], pruner=options["pruner"], metric=options["metric"], n_trials=options["n_trials"],
         timeout=options["timeout"], workers=options["workers"], seed=options["seed"], monitor=not options["no_monitor"],
         cv=_cv(options["cv"]), ensemble=_cv(options["ensemble"]),

@@ -1,20 +1,22 @@
 """Read a user's table (CSV, TSV, Parquet, NPZ or a scikit-learn built-in) and check it.
 
 Everything that can be wrong with a table is caught here, once, with a message that names
-the column, the count and the first offending row, so nothing downstream sees NaN, inf or
-strings where numbers belong.
+the column, the count and the first offending row, so nothing downstream sees inf or words
+where numbers belong. Gaps follow the ``missing`` policy (see :mod:`gradwise.data.validation`)
+and ID-like columns are set aside (see :mod:`gradwise.data.columns`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from .validation import check_features, check_target, infer_task
+from .columns import id_like_columns
+from .validation import check_features, check_numeric_targets, check_target, infer_task, note, resolve_missing
 
 BUILTINS = {
     # name: (scikit-learn loader, task)
@@ -30,12 +32,18 @@ DEFAULT_SOURCE = "builtin:digits"
 
 @dataclass
 class Table:
-    """A checked table: numeric or categorical features, one or more target columns."""
+    """A checked table: numeric, string or date features, one or more target columns.
+
+    ``missing`` is the policy the table was loaded with (the encoder imputes under
+    ``impute``); ``left_out`` names the ID-like columns that were set aside.
+    """
 
     features: pd.DataFrame
     target: pd.DataFrame
     task: str
     name: str
+    missing: str = "impute"
+    left_out: list[str] = field(default_factory=list)
 
     @property
     def n_rows(self) -> int:
@@ -51,31 +59,58 @@ def load_table(
     target: str | list[str] | None = None,
     task: str | None = None,
     drop_invalid: bool = False,
+    missing: str | None = None,
+    keep_columns: str | list[str] | tuple[str, ...] = (),
 ) -> Table:
     """Load ``source`` and split it into features and target.
 
     ``target`` names the target column (or a list, or a comma-separated string, for several
     regression targets); by default the last column, or the built-in dataset's own target.
-    ``task`` is inferred unless given ('classification' or 'regression'). With
-    ``drop_invalid`` rows holding NaN, inf or non-numeric values are dropped instead of
-    rejected.
+    ``task`` is inferred unless given ('classification' or 'regression').
+
+    ``missing`` says what happens to gaps: ``"impute"`` (the default; the encoder fills them
+    in), ``"drop"`` (drop those rows, as does ``drop_invalid``) or ``"error"``. Rows without a
+    target are dropped unless ``"error"``. ID-like columns (see :mod:`gradwise.data.columns`)
+    are left out with a :class:`~gradwise.data.validation.DataWarning` unless named in
+    ``keep_columns``.
 
     >>> table = load_table("builtin:iris")
     >>> table.task, table.features.shape
     ('classification', (150, 4))
     """
+    policy = resolve_missing(missing, drop_invalid)
     frame, default_target = read_frame(source)
     target_columns = _target_columns(frame, target, default_target)
     features = frame.drop(columns=target_columns)
     if features.shape[1] == 0:
         raise DataError(f"table {source} has no feature columns besides the target {target_columns}")
+    features, left_out = _leave_out_ids(features, _names(keep_columns))
     target_frame = frame[target_columns]
-    features, target_frame = check_features(features, target_frame, drop_invalid)
-    target_frame = check_target(target_frame, drop_invalid)
+    check_numeric_targets(target_frame)
+    features, target_frame = check_features(features, target_frame, policy)
+    target_frame = check_target(target_frame, policy)
     features = features.loc[target_frame.index]
     resolved_task = infer_task(target_frame, task)
     _check_task_fits(target_frame, resolved_task)
-    return Table(features.reset_index(drop=True), target_frame.reset_index(drop=True), resolved_task, str(source))
+    return Table(features.reset_index(drop=True), target_frame.reset_index(drop=True), resolved_task, str(source), policy, left_out)
+
+
+def _names(value: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    if not value:
+        return []
+    return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else [str(v) for v in value]
+
+
+def _leave_out_ids(features: pd.DataFrame, keep: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    unknown = [name for name in keep if name not in features.columns]
+    if unknown:
+        raise DataError(f"--keep-columns names '{unknown[0]}', which is not a feature column; the columns are: {', '.join(map(str, features.columns[:20]))}")
+    ids = id_like_columns(features, keep)
+    if len(ids) == features.shape[1]:
+        return features, []  # nothing else to learn from: keep them rather than train on nothing
+    if ids:
+        note(f"left out ID-like column{'s' if len(ids) > 1 else ''} {', '.join(repr(c) for c in ids)} (nearly every value distinct, or a row counter); --keep-columns {','.join(ids)} keeps them")
+    return features.drop(columns=ids), ids
 
 
 def read_frame(source: str | Path) -> tuple[pd.DataFrame, list[str] | None]:
@@ -161,6 +196,9 @@ def _target_columns(frame: pd.DataFrame, target, default: list[str] | None) -> l
     if target is None:
         return default if default is not None else [str(frame.columns[-1])]
     names = [t.strip() for t in target.split(",")] if isinstance(target, str) else [str(t) for t in target]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(f"--target names column '{repeated[0]}' more than once; give each target column once")
     missing = [n for n in names if n not in frame.columns]
     if missing:
         shown = ", ".join(map(str, frame.columns[:20])) + (" ..." if frame.shape[1] > 20 else "")

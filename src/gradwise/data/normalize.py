@@ -15,6 +15,7 @@ from torch import nn
 from ..errors import ConfigError, DataError
 
 METHODS = ("minmax", "standard", "none")
+CHUNK_ROWS = 16384
 
 
 class Normalizer(nn.Module):
@@ -61,7 +62,8 @@ class Normalizer(nn.Module):
         if batch.shape[0] == 0:
             return self
         if not torch.isfinite(batch).all():
-            raise DataError("normalizer input holds NaN or inf values; clean the data first")
+            bad = (~torch.isfinite(batch)).nonzero()[0].tolist()
+            raise DataError(f"normalizer input holds {int((~torch.isfinite(batch)).sum())} NaN or inf values (first in feature column {bad[1] + 1}, row {bad[0] + 1}); clean the data first")
         if self.n_samples_seen_ == 0:
             self.reset(batch.shape[1])
         elif batch.shape[1] != self.mean_.shape[0]:
@@ -119,15 +121,22 @@ class Normalizer(nn.Module):
         if not self.fitted:
             raise RuntimeError("this Normalizer is not fitted yet; call fit(X) first")
         is_numpy = isinstance(X, np.ndarray)
-        x = torch.from_numpy(np.array(X)) if is_numpy else X
+        x = torch.from_numpy(np.ascontiguousarray(X)) if is_numpy else X
         if not torch.is_floating_point(x):
             x = x.to(torch.float32)
         if x.shape[-1] != self.scale_.shape[0]:
             raise DataError(f"expected {self.scale_.shape[0]} features, got {x.shape[-1]}")
         # Work in float64: a float32 offset such as 1e6 would be off by up to 0.03 before
-        # the subtraction even starts. Normalizing is cheap next to training.
+        # the subtraction even starts. Normalizing is cheap next to training. Rows go in
+        # chunks, so the float64 temporaries of a 300,000-row table stay a few MB.
         wide = torch.float64 if x.device.type != "mps" else torch.float32
-        out = op(x.to(wide), self.offset_.to(x.device, wide), self.scale_.to(x.device, wide)).to(x.dtype)
+        offset, scale = self.offset_.to(x.device, wide), self.scale_.to(x.device, wide)
+        if x.ndim < 2 or x.shape[0] <= CHUNK_ROWS:
+            out = op(x.to(wide), offset, scale).to(x.dtype)
+        else:
+            out = torch.empty_like(x)
+            for start in range(0, x.shape[0], CHUNK_ROWS):
+                out[start : start + CHUNK_ROWS] = op(x[start : start + CHUNK_ROWS].to(wide), offset, scale)
         return out.numpy() if is_numpy else out
 
     def extra_repr(self) -> str:

@@ -1,6 +1,8 @@
 """Reproducible train/validation/test splits, stratified for classification.
 
-Encoders are fitted on the training rows only, so validation and test numbers are honest.
+Encoders (imputation medians, category levels, date formats) are fitted on the training
+rows only, so validation and test numbers are honest; the size of the encoded matrices is
+checked against the memory budget before a single row is encoded.
 """
 
 from __future__ import annotations
@@ -10,10 +12,28 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import ConfigError
+from .categorical import MAX_CATEGORIES
 from .encoding import FeatureEncoder, TargetEncoder
 from .loading import Table
+from .memory import check_fits, parse_size
+from .validation import note
 
 DEFAULT_SPLIT = (0.7, 0.15, 0.15)
+# Splits of tables up to this many rows keep their raw rows, so that cross-validation can
+# fit each fold's encoder on that fold's training rows; bigger tables free them (and are
+# not cross-validated by default).
+KEEP_ROWS_UP_TO = 100_000
+
+
+@dataclass
+class SplitRows:
+    """The raw table behind the parts and the row numbers of each part."""
+
+    table: Table
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    max_categories: int = MAX_CATEGORIES
 
 
 @dataclass
@@ -40,6 +60,7 @@ class Splits:
     name: str = ""
     seed: int = 0
     fractions: tuple[float, float, float] = field(default=DEFAULT_SPLIT)
+    rows: SplitRows | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_features(self) -> int:
@@ -59,7 +80,7 @@ class Splits:
         """Training and validation rows together (for a final refit); validation left empty."""
         merged = Part(np.concatenate([self.train.X, self.val.X]), np.concatenate([self.train.y, self.val.y]))
         empty = Part(self.val.X[:0], self.val.y[:0])
-        return replace(self, train=merged, val=empty)
+        return replace(self, train=merged, val=empty, rows=None)
 
 
 def parse_split(value: str | tuple | list) -> tuple[float, float, float]:
@@ -75,8 +96,13 @@ def parse_split(value: str | tuple | list) -> tuple[float, float, float]:
     return parts[0], parts[1], parts[2]
 
 
-def split_table(table: Table, split=DEFAULT_SPLIT, seed: int = 0) -> Splits:
+def split_table(table: Table, split=DEFAULT_SPLIT, seed: int = 0, max_categories: int = MAX_CATEGORIES, max_memory: int | str | None = None) -> Splits:
     """Split ``table`` into encoded parts; the same ``seed`` always gives the same rows.
+
+    ``max_categories`` caps the one-hot columns of each string column (see
+    :mod:`gradwise.data.categorical`); ``max_memory`` (bytes, or a size such as ``"2G"``)
+    bounds the encoded matrices, by default a share of the available memory (see
+    :mod:`gradwise.data.memory`).
 
     >>> from gradwise.data import load_table
     >>> splits = split_table(load_table("builtin:iris"), (0.6, 0.2, 0.2), seed=0)
@@ -85,22 +111,29 @@ def split_table(table: Table, split=DEFAULT_SPLIT, seed: int = 0) -> Splits:
     """
     fractions = parse_split(split)
     labels = table.target.iloc[:, 0].astype(str).to_numpy() if table.task == "classification" else None
-    train_idx, val_idx, test_idx = _split_indices(table.n_rows, fractions, seed, labels)
-    encoder = FeatureEncoder().fit(table.features.iloc[train_idx])
+    indices = _split_indices(table.n_rows, fractions, seed, labels, table.target_names[0])
+    return encode_split(table, *indices, seed=seed, fractions=fractions, max_categories=max_categories, max_memory=parse_size(max_memory))
+
+
+def encode_split(table: Table, train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray, seed: int = 0, fractions=DEFAULT_SPLIT, max_categories: int = MAX_CATEGORIES, max_memory: int | None = None) -> Splits:
+    """Fit the encoder on the ``train_idx`` rows, check the budget, encode all three parts."""
+    encoder = FeatureEncoder(table.missing, max_categories, list(table.left_out)).fit(table.features.iloc[train_idx])
+    check_fits(len(train_idx) + len(val_idx) + len(test_idx), encoder.widths(), max_memory, max_categories)
     target = TargetEncoder.fit(table.target, table.task)
 
     def part(idx: np.ndarray) -> Part:
         return Part(encoder.transform(table.features.iloc[idx]), target.transform(table.target.iloc[idx]))
 
-    return Splits(part(train_idx), part(val_idx), part(test_idx), table.task, encoder, target, table.name, seed, fractions)
+    rows = SplitRows(table, train_idx, val_idx, test_idx, max_categories) if table.n_rows <= KEEP_ROWS_UP_TO else None
+    return Splits(part(train_idx), part(val_idx), part(test_idx), table.task, encoder, target, table.name, seed, fractions, rows)
 
 
-def _split_indices(n: int, fractions, seed: int, labels: np.ndarray | None):
+def _split_indices(n: int, fractions, seed: int, labels: np.ndarray | None, target_name: str = "target"):
     rng = np.random.default_rng(seed)
     if labels is None:
         groups = [rng.permutation(n)]
     else:
-        groups = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+        groups = _class_groups(labels, fractions, rng, target_name)
     chosen = ([], [], [])
     for group in groups:
         n_train, n_val = _sizes(len(group), fractions)
@@ -109,6 +142,31 @@ def _split_indices(n: int, fractions, seed: int, labels: np.ndarray | None):
         chosen[2].append(group[n_train + n_val :])
     # Shuffle across groups so that no split is ordered by class.
     return tuple(rng.permutation(np.concatenate(c)).astype(np.int64) for c in chosen)
+
+
+def _class_groups(labels: np.ndarray, fractions, rng: np.random.Generator, target_name: str) -> list[np.ndarray]:
+    """One group per class; classes too small to give validation or test a row are pooled.
+
+    Without pooling, a table of 6,000 rows and 5,000 classes put every row in training and
+    reported empty validation and test metrics.
+    """
+    _, codes = np.unique(labels, return_inverse=True)
+    order = np.argsort(codes, kind="stable")  # rows grouped by class, in O(n log n)
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    groups = [rng.permutation(rows) for rows in np.split(order, bounds)]
+    small = [g for g in groups if _too_small(len(g), fractions)]
+    if not small:
+        return groups
+    pooled = rng.permutation(np.concatenate(small))
+    note(f"{len(small):,} of the {len(groups):,} classes of '{target_name}' have too few rows to stratify; their {len(pooled):,} rows are split at random, so validation and test hold classes training may not have seen (if '{target_name}' is a quantity, pass --task regression)")
+    return [g for g in groups if not _too_small(len(g), fractions)] + [pooled]
+
+
+def _too_small(n: int, fractions) -> bool:
+    n_train, n_val = _sizes(n, fractions)
+    gives_val = n_val > 0 or fractions[1] == 0
+    gives_test = n - n_train - n_val > 0 or fractions[2] == 0
+    return not (gives_val and gives_test)
 
 
 def _sizes(n: int, fractions) -> tuple[int, int]:

@@ -7,9 +7,11 @@ score over k folds of train + val ranks configurations on every labelled row ins
 one small slice. It costs k fits per trial, which is affordable exactly when the table is
 small; above :data:`CV_ROW_LIMIT` rows the single validation split is precise enough.
 
-The test rows are never part of a fold. Each fold keeps the encoder fitted on the original
-training rows (the network's own input normalizer is refitted on each fold's training rows
-by :func:`gradwise.fit`).
+The test rows are never part of a fold. Each fold fits its own encoder (imputation medians,
+category levels, date formats) on that fold's training rows, so a held-out fold is as
+unseen as the test split is; the network's own input normalizer is refitted on each fold's
+training rows by :func:`gradwise.fit`. (Splits of a table too big to keep its raw rows, see
+:data:`gradwise.data.splitting.KEEP_ROWS_UP_TO`, keep the training split's encoder.)
 """
 
 from __future__ import annotations
@@ -71,7 +73,20 @@ def make_folds(splits: Any, folds: int, seed: int = 0) -> list[Any]:
     out = []
     for k in range(folds):
         held = assignment == k
+        if splits.rows is not None:
+            out.append(_refit_fold(splits, held))
+            continue
         train = type(merged)(merged.X[~held], merged.y[~held])
         val = type(merged)(merged.X[held], merged.y[held])
         out.append(replace(splits, train=train, val=val))
     return out
+
+
+def _refit_fold(splits: Any, held: np.ndarray) -> Any:
+    """A fold encoded from the raw rows by an encoder fitted on its own training rows."""
+    from ..data import encode_split
+
+    rows = splits.rows
+    merged = np.concatenate([rows.train, rows.val])  # the row order of merge_train_val
+    fold = encode_split(rows.table, merged[~held], merged[held], rows.test, splits.seed, splits.fractions, rows.max_categories)
+    return replace(fold, rows=None)

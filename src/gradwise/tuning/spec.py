@@ -71,6 +71,12 @@ class TuneSpec:
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     split_seed: int = 0
     drop_invalid: bool = False
+    # How the table is read and encoded (see gradwise.data): gaps, ID columns kept, the
+    # one-hot cap per string column, and the memory budget of the encoded table.
+    missing: str | None = None
+    keep_columns: tuple[str, ...] = ()
+    max_categories: int = 100
+    max_memory: str | None = None
     space: dict[str, Any] = field(default_factory=lambda: default_space("adam").to_dict())
     base: dict[str, Any] = field(default_factory=dict)  # TrainConfig values every trial shares
     strategy: str = "staged"
@@ -123,6 +129,7 @@ class TuneSpec:
     def from_dict(cls, values: dict[str, Any]) -> "TuneSpec":
         values = dict(values)
         values["split"] = tuple(values.get("split", (0.7, 0.15, 0.15)))
+        values["keep_columns"] = tuple(values.get("keep_columns", ()))
         return cls(**values)
 
 
@@ -130,8 +137,8 @@ def load_splits(spec: TuneSpec) -> Any:
     """The table of the spec, split the same way on every machine."""
     from ..data import load_table, split_table
 
-    table = load_table(spec.data, target=spec.target, task=spec.task, drop_invalid=spec.drop_invalid)
-    return split_table(table, spec.split, seed=spec.split_seed)
+    table = load_table(spec.data, target=spec.target, task=spec.task, drop_invalid=spec.drop_invalid, missing=spec.missing, keep_columns=spec.keep_columns)
+    return split_table(table, spec.split, seed=spec.split_seed, max_categories=spec.max_categories, max_memory=spec.max_memory)
 
 
 def build_objective(spec: TuneSpec, splits: Any) -> Objective:
