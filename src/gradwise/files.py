@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from .errors import GradwiseError
+
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
@@ -23,6 +25,56 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+# What `train` and `tune` write into --out: a bundle (models/bundle.py), a study journal
+# (tuning/storage.py), trials.csv and model/ (tuning/result.py). Their presence marks a run
+# that a new one must not silently replace; tests/test_bad_input.py keeps the names in step.
+RUN_FILES = ("gradwise.json", "model.safetensors", "study.journal", "trials.csv", "model")
+
+
+def previous_run(directory: str | Path) -> list[str]:
+    """The files of an earlier train or tune run found in ``directory`` (none: [])."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return [name for name in RUN_FILES if (directory / name).exists()]
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """True when both paths name one existing file (through links and relative paths)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output_dir(path: str | Path, option: str = "--out") -> None:
+    """Fail now, before any work, when ``path`` cannot be (or become) a directory we write in."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise GradwiseError(f"{option} '{path}' exists and is a file; give a directory path")
+    _check_creatable(path, option)
+
+
+def check_output_file(path: str | Path, option: str = "--out") -> None:
+    """Fail now when ``path`` cannot be written as a file (a directory, or under a file)."""
+    path = Path(path)
+    if path.is_dir():
+        raise GradwiseError(f"{option} '{path}' is a directory; give a file path such as predictions.csv")
+    _check_creatable(path.parent, option, shown=path)
+
+
+def _check_creatable(path: Path, option: str, shown: Path | None = None) -> None:
+    """The nearest existing ancestor of ``path`` must be a directory we may write in."""
+    shown = shown or path
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise GradwiseError(f"{option} '{shown}' cannot be created: '{ancestor}' is a file, not a directory; choose another path")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise GradwiseError(f"{option} '{shown}' cannot be written: no write permission in '{ancestor}'; choose another path")
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

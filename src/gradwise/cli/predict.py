@@ -10,7 +10,7 @@ import pandas as pd
 from rich.table import Table
 
 from ..errors import DataError, GradwiseError
-from ..files import atomic_write
+from ..files import atomic_write, check_output_file, same_file
 from ..inference import predict_table
 from ..reporting.tables import format_metric, stdout_console
 from ._errors import handle_errors
@@ -22,18 +22,17 @@ PREVIEW_ROWS = 10
 @click.command("predict")
 @click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path), help="A bundle directory written by gradwise train or tune.")
 @click.option("--data", required=True, help="Table to predict for (.csv, .tsv, .parquet, .npz or builtin:NAME).")
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the predictions to this CSV file.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the predictions to this CSV file (a new file unless --overwrite; never the --data table).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @output_options
 @handle_errors
-def command(model_dir: Path, data: str, out: Path | None, as_json: bool) -> None:
+def command(model_dir: Path, data: str, out: Path | None, overwrite: bool, as_json: bool) -> None:
     """Predict labels (with class probabilities) or values in the target's original units.
 
     If the table also holds the target column, the score on it is reported too.
     """
-    if out is not None and out.is_dir():
-        raise GradwiseError(f"--out '{out}' is a directory; give a file path such as predictions.csv")
-    if out is not None and out.suffix.lower() != ".csv":
-        raise DataError(f"--out must be a .csv file, got '{out}'")
+    if out is not None:
+        check_predictions_path(out, data, overwrite)
     predictions, score = predict_table(model_dir, data)
     if out is not None:
         atomic_write(out, lambda tmp: predictions.to_csv(tmp, index=False))
@@ -41,6 +40,17 @@ def command(model_dir: Path, data: str, out: Path | None, as_json: bool) -> None
         emit_json({"model": str(model_dir), "n_rows": len(predictions), "out": str(out) if out else None, "score": score, "predictions": predictions.to_dict(orient="records")})
         return
     _print_summary(predictions, score, out)
+
+
+def check_predictions_path(out: Path, data: str, overwrite: bool) -> None:
+    """Before any work: --out is a new .csv file we can write, and never the input table."""
+    check_output_file(out)
+    if out.suffix.lower() != ".csv":
+        raise DataError(f"--out must be a .csv file, got '{out}'")
+    if same_file(out, data):
+        raise GradwiseError(f"--out '{out}' is the --data table itself; write the predictions to another file")
+    if out.exists() and not overwrite:
+        raise GradwiseError(f"--out '{out}' already exists; pass --overwrite to replace it, or choose another file")
 
 
 def _print_summary(predictions: pd.DataFrame, score: dict[str, Any] | None, out: Path | None) -> None:

@@ -8,22 +8,27 @@ from typing import Any
 
 import click
 
+from .. import files
 from ..errors import GradwiseError
 from ..models import save_bundle
+from ..models.bundle import DivergedError, diverged
 from ..reporting import render_fit
 from ..reporting.tables import stdout_console
 from ..training import fit
 from ._errors import handle_errors
 from .options import config_from_options, emit_json, output_options, splits_from_options, training_options
+from .report import publish, report_options
 
 
 @click.command("train")
 @training_options
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory to save the model bundle in.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory to save the model bundle in (one that holds no earlier run, unless --overwrite).")
+@click.option("--overwrite", is_flag=True, help="Replace the model or run already in --out.")
 @click.option("--monitor", is_flag=True, help="Watch gradient flow during training and report a diagnosis.")
+@report_options
 @output_options
 @handle_errors
-def command(out: Path | None, monitor: bool, as_json: bool, **options: Any) -> None:
+def command(out: Path | None, overwrite: bool, monitor: bool, as_json: bool, **options: Any) -> None:
     """Train an MLP on a table with the chosen optimizer and gradient-descent variant.
 
     \b
@@ -32,14 +37,16 @@ def command(out: Path | None, monitor: bool, as_json: bool, **options: Any) -> N
       gradwise train --data builtin:diabetes --optimizer momentum --lr 0.05
       gradwise train --data houses.csv --target price --batch-size full --out model/
     """
-    check_output_dir(out)
+    check_output_dir(out, overwrite)
     config = config_from_options(options)
     splits = splits_from_options(options)
     monitors = [_new_monitor()] if monitor else []
     result = fit(config, splits, callbacks=monitors, progress=not as_json)
+    refuse_diverged(result, out)
     if out is not None:
         save_bundle(result.model, out, config, result.metrics, {"data": options["data"], "stop_reason": result.stop_reason})
     diagnosis = monitors[0].diagnose() if monitors else None
+    publish(out, options, "train_document", result, splits, options["data"], monitors[0] if monitors else None, diagnosis)
     if as_json:
         document = {**result.to_dict(), "model_path": str(out) if out else None}
         if diagnosis is not None:
@@ -52,12 +59,23 @@ def command(out: Path | None, monitor: bool, as_json: bool, **options: Any) -> N
         importlib.import_module("gradwise.diagnosis").render_diagnosis(diagnosis, console)
 
 
-def check_output_dir(out: Path | None) -> None:
+def check_output_dir(out: Path | None, overwrite: bool = False) -> None:
     """Fail before training, not after, when the output directory cannot be used."""
     if out is None:
         return
-    if out.exists() and not out.is_dir():
-        raise GradwiseError(f"--out '{out}' exists and is a file; give a directory path for the model bundle")
+    files.check_output_dir(out)
+    used = files.previous_run(out)
+    if used and not overwrite:
+        raise GradwiseError(f"--out '{out}' already holds a run ({', '.join(used)}); pass --overwrite to replace it, or choose another --out")
+
+
+def refuse_diverged(result: Any, out: Path | None) -> None:
+    """A diverged run is not a model: say so (exit 2) and save nothing."""
+    reason = diverged(result.model, result.metrics)
+    if reason:
+        saved = f"no model was saved to {out}" if out is not None else "there is no model"
+        detail = result.stop_reason.split(":")[0] if result.diverged else reason
+        raise DivergedError(f"training diverged ({detail}): {saved}; lower the learning rate (--lr) or clip gradients (--clip-grad 1)")
 
 
 def _new_monitor():

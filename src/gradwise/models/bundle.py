@@ -9,9 +9,11 @@ crash never leaves a bundle that looks complete but is not.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from ..config import TrainConfig
@@ -19,6 +21,7 @@ from ..data.encoding import FeatureEncoder, TargetEncoder
 from ..data.normalize import Normalizer
 from ..errors import GradwiseError
 from ..files import atomic_write, atomic_write_json
+from .bundle_schema import check_metadata, check_size
 from .ensemble import MeanOfNets, member_count
 from .mlp import build_mlp
 from .model import GradwiseModel
@@ -28,9 +31,32 @@ METADATA = "gradwise.json"
 FORMAT = "gradwise-bundle/1"
 
 
+class DivergedError(GradwiseError):
+    """Training ended with NaN or inf weights or loss: there is no model to save or use."""
+
+
+def diverged(model: GradwiseModel, metrics: dict | None = None) -> str | None:
+    """Why ``model`` is not a usable model (NaN or inf in its weights or its loss), or None."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return f"its weights hold NaN or inf values ({name})"
+    for split, values in (metrics or {}).items():
+        loss = values.get("loss") if isinstance(values, dict) else None
+        if isinstance(loss, float) and not math.isfinite(loss):
+            return f"its {split} loss is {loss}"
+    return None
+
+
 def save_bundle(model: GradwiseModel, directory: str | Path, config: TrainConfig, metrics: dict | None = None, extra: dict | None = None) -> Path:
-    """Write ``model`` to ``directory`` (created if needed); returns the directory."""
+    """Write ``model`` to ``directory`` (created if needed); returns the directory.
+
+    A diverged model (see :func:`diverged`) is refused with :class:`DivergedError`: a bundle
+    on disk is always one that can predict.
+    """
     directory = Path(directory)
+    reason = diverged(model, metrics)
+    if reason:
+        raise DivergedError(f"training diverged ({reason}); no model was saved to {directory}; lower the learning rate (--lr) or clip gradients (--clip-grad 1)")
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     description = {**model.describe(), "members": member_count(model.net)}
@@ -48,16 +74,33 @@ def load_bundle(directory: str | Path) -> tuple[GradwiseModel, dict[str, Any]]:
         raise GradwiseError(f"'{directory}' is not a gradwise model bundle (needs {METADATA} and {WEIGHTS}); train one with: gradwise train --out {directory}")
     try:
         meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT:
+        if isinstance(meta, dict) and meta.get("format") != FORMAT:
             raise GradwiseError(f"'{meta_path}' has format {meta.get('format')!r}; this gradwise reads {FORMAT}")
-        model = _empty_model(meta["model"], TrainConfig.from_dict(meta["config"]))
-        model.load_state_dict(load_file(str(weights_path)))
+        check_metadata(meta, str(directory))
+        model = _load_model(meta, load_file(str(weights_path)), str(directory))
     except GradwiseError:
         raise
     except Exception as error:
         raise GradwiseError(f"model bundle '{directory}' is damaged: {str(error).splitlines()[0] if str(error) else type(error).__name__}") from None
+    reason = diverged(model)
+    if reason:
+        raise DivergedError(f"model bundle '{directory}' is diverged ({reason}) and cannot predict; train it again with a lower learning rate (--lr)")
     model.eval()
     return model, meta
+
+
+def _load_model(meta: dict[str, Any], tensors: dict[str, torch.Tensor], where: str) -> GradwiseModel:
+    try:
+        config = TrainConfig.from_dict(meta["config"])
+        check_size(meta["model"], config.layers, config.hidden, sum(t.numel() for t in tensors.values()), where)
+        model = _empty_model(meta["model"], config)
+    except GradwiseError as error:
+        message = str(error)
+        raise GradwiseError(message if message.startswith("model bundle") else f"model bundle '{where}' is damaged: {message}") from None
+    model.load_state_dict(tensors)
+    if model.encoder.n_features != meta["model"]["n_features"]:
+        raise GradwiseError(f"model bundle '{where}' is damaged: its encoder makes {model.encoder.n_features} features but model.n_features is {meta['model']['n_features']}")
+    return model
 
 
 def _empty_model(desc: dict[str, Any], config: TrainConfig) -> GradwiseModel:
