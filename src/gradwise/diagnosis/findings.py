@@ -30,10 +30,12 @@ class Fix(str):
     """
 
     changes: dict[str, Any]
+    cure: str | None  # a short name of the remedy, for fixes made in a model's code (``"pre_norm"``)
 
-    def __new__(cls, text: str, changes: dict[str, Any] | None = None) -> "Fix":
+    def __new__(cls, text: str, changes: dict[str, Any] | None = None, cure: str | None = None) -> "Fix":
         fix = super().__new__(cls, text)
         fix.changes = dict(changes or {})
+        fix.cure = cure
         return fix
 
     @property
@@ -41,7 +43,7 @@ class Fix(str):
         return str(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "changes": dict(self.changes)}
+        return {"text": self.text, "changes": dict(self.changes), "cure": self.cure}
 
 
 @dataclass

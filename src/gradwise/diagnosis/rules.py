@@ -34,6 +34,15 @@ VANISHING_RATIO = 0.01
 # to ~65 over ten layers), so what training did must amplify far more to count.
 EXPLODING_SETUP = 30.0
 EXPLODING_TRAINING = 1000.0
+# Through time (recurrent layers): the first step's input gradient under this share of the
+# last step's is vanishing. A vanilla tanh RNN at PyTorch's initialization gets ~1e-6 over 20
+# steps and cannot learn what depends on the first; LSTMs and GRUs there get ~1e-4 to 1e-2
+# over 10-20 steps and do; recurrent weights of 0.3 x orthogonal give ~1e-11.
+TIME_VANISHING = 1e-5
+# Above this share, and growing by over 20% per step, the gradient explodes through time:
+# a loss at every step can add up to one share per step without any amplification.
+TIME_EXPLODING = 30.0
+TIME_EXPLODING_PER_STEP = 1.2
 # A feature this many times the median feature scale (or this large outright) is unscaled.
 UNSCALED_RATIO = 100.0
 UNSCALED_MAX = 50.0
@@ -211,6 +220,67 @@ def _median_with_inf(values: Sequence[float]) -> float:
     return vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
 
 
+def _time_windows(observations: Sequence[Observation]) -> list[tuple[str, dict[str, tuple[float, int]]]]:
+    """Per recurrent layer, (gradient through time, sequence length): at set-up, then the
+    median over the late half of the run."""
+    def gains(obs: Observation) -> dict[str, tuple[float, int]]:
+        return {n: (l.time_gain, l.time_steps) for n, l in obs.layers.items() if l.time_steps > 1 and not math.isnan(l.time_gain)}
+
+    windows = []
+    first = gains(observations[0]) if observations else {}
+    if first:
+        windows.append(("setup", first))
+    lates = [gains(o) for o in late(observations)]
+    merged = {}
+    for name in dict.fromkeys(n for g in lates for n in g):
+        values = [g[name] for g in lates if name in g]
+        merged[name] = (_median_with_inf([v for v, _ in values]), values[-1][1])
+    if merged:
+        windows.append(("training", merged))
+    return windows
+
+
+def _per_step(gain: float, steps: int) -> float:
+    return gain ** (1 / max(steps - 1, 1)) if math.isfinite(gain) and gain >= 0 else math.inf
+
+
+def _recurrent_layers(mon: GradientMonitor, entry: str) -> list[str]:
+    """Every weight entry of the recurrent module whose measured entry is ``entry``."""
+    module = entry.rsplit(".", 1)[0] if "." in entry else entry
+    names = layer_order(mon.observations)
+    return [n for n in names if n.rsplit(".", 1)[0] == module] or [entry]
+
+
+def _through_time(mon: GradientMonitor, ctx: F.Context, problem: str) -> Finding | None:
+    """Vanishing or exploding gradient through time in a recurrent layer."""
+    for origin, gains in _time_windows(mon.observations):
+        for entry, (gain, steps) in gains.items():
+            per_step = _per_step(gain, steps)
+            evidence = {"gradient_through_time": gain, "sequence_length": steps, "gain_per_step": per_step}
+            layers = _recurrent_layers(mon, entry)
+            if problem == "vanishing_gradient" and gain < TIME_VANISHING:
+                return Finding(
+                    problem, "critical" if gain < TIME_VANISHING**2 else "warning", layers, evidence, F.for_vanishing(ctx),
+                    origin=origin,
+                    explanation=(
+                        f"The gradient reaching the first of {steps} time steps is {gain:.2g} times the one at the "
+                        f"last (about {per_step:.2g} per step: section 1's factors w g'(z), unrolled over time): "
+                        "what the output owes to early steps is not learned."
+                    ),
+                )
+            if problem == "exploding_gradient" and gain > TIME_EXPLODING and per_step > TIME_EXPLODING_PER_STEP:
+                return Finding(
+                    problem, "critical" if gain > 100 * TIME_EXPLODING else "warning", layers, evidence, F.for_exploding(ctx),
+                    origin=origin,
+                    explanation=(
+                        f"The gradient grows by about {per_step:.3g} per time step on its way back through {steps} "
+                        f"steps (section 1's factors w g'(z) > 1, unrolled over time): the first step gets "
+                        f"{gain:.3g} times the gradient of the last, and the recurrent weights' updates blow up."
+                    ),
+                )
+    return None
+
+
 def rule_vanishing(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
     for origin, m in _flow_window(mon.observations):
         # Both: the signal shrinks over the depth and the first layer really learns slower.
@@ -220,7 +290,7 @@ def rule_vanishing(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
             # The early layers: those whose relative gradient is under 10% of the best layer's.
             rel = m["relative_gradients"]
             best = max(M.finite(rel.values()))
-            layers = [n for n in names if not rel[n] >= 0.1 * best] or names[:1]
+            layers = [n for n in rel if not rel[n] >= 0.1 * best and n in gains] or names[:1]
             severity = "critical" if m["hidden_gain"] < VANISHING_RATIO**2 else "warning"
             evidence = {
                 "hidden_gain": m["hidden_gain"],
@@ -237,7 +307,7 @@ def rule_vanishing(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
                     "below 1 multiply over depth, so the early layers barely learn."
                 ),
             )
-    return None
+    return _through_time(mon, ctx, "vanishing_gradient")
 
 
 def rule_exploding(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
@@ -249,7 +319,7 @@ def rule_exploding(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
             {"first_nonfinite_gradient_step": nonfinite[0].step}, F.for_exploding(ctx), origin="training",
             explanation="Gradients overflowed to inf/NaN while the loss was still finite.",
         )
-    for origin, m in _flow_window(mon.observations):
+    for origin, m in _flow_window(mon.observations) + _early_peak(mon.observations):
         limit = EXPLODING_SETUP if origin == "setup" else EXPLODING_TRAINING
         if m["depth_gain"] > limit and m["gain_per_layer"] > 2:
             gains = m["gains"]
@@ -257,14 +327,22 @@ def rule_exploding(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
             severity = "critical" if m["depth_gain"] > 100 * limit else "warning"
             evidence = {"depth_gain": m["depth_gain"], "gain_per_layer": m["gain_per_layer"], "gains": gains}
             return Finding(
-                "exploding_gradient", severity, layers, evidence, F.for_exploding(ctx), origin=origin,
+                "exploding_gradient", severity, layers, evidence, F.for_exploding(ctx),
+                origin="setup" if origin == "early" else origin,  # blown up by the set-up's first steps
                 explanation=(
                     f"Each layer multiplies the gradient by about {m['gain_per_layer']:.3g} on its way down "
                     f"(section 1's |w g'(z)| > 1), so the first layer gets {m['depth_gain']:.3g} times the "
                     "gradient of the top: updates there are far too large."
                 ),
             )
-    return None
+    return _through_time(mon, ctx, "exploding_gradient")
+
+
+def _early_peak(observations: Sequence[Observation]) -> list[tuple[str, dict[str, Any]]]:
+    """The most amplified of the first quarter's observations, as "early": a set-up that blows
+    up in its first steps and then saturates shows its explosion only there."""
+    early = [m for m in (flow_measures(o) for o in observations[1:max(2, len(observations) // 4)]) if m is not None]
+    return [("early", max(early, key=lambda m: m["depth_gain"]))] if early else []
 
 
 # ---- units ----
