@@ -21,6 +21,7 @@ from .columns import guess_date_format, parse_dates
 
 EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
 CALENDAR = ("year", "month", "day", "dayofweek")
+ATTRIBUTES = {"dayofweek": "day_of_week"}  # part name -> pandas .dt attribute
 
 
 @dataclass
@@ -62,4 +63,4 @@ def _part(stamps: pd.Series, part: str) -> np.ndarray:
     if part == "timestamp":
         days = (stamps - EPOCH) / pd.Timedelta(days=1)
         return days.to_numpy(dtype=np.float64, na_value=np.nan)
-    return getattr(stamps.dt, part).to_numpy(dtype=np.float64, na_value=np.nan)
+    return getattr(stamps.dt, ATTRIBUTES.get(part, part)).to_numpy(dtype=np.float64, na_value=np.nan)
