@@ -30,6 +30,64 @@ PREDICT_CHUNK = 65_536  # rows per forward pass at prediction (sparse input dens
 SPARSE_FORMATS = ("csr", "csc", "coo")
 
 
+PARAMETERS = """
+    Parameters
+    ----------
+    normalize, layers, hidden, activation, init, batch_norm, dropout, optimizer, lr, beta,
+    beta1, beta2, eps, lr_decay, weight_decay, clip_grad, batch_size, epochs, patience, device
+        The :class:`~gradwise.TrainConfig` fields, with its defaults: two hidden ReLU layers
+        of 64 units (He initialization), inputs (and regression targets) min-max
+        normalized, Adam at ``lr=1e-3``, mini-batches of 64 (``"full"`` for batch and 1 for
+        stochastic gradient descent), at most 100 epochs, early stopping after 15 epochs
+        without a better validation loss (``patience=None`` disables it).
+    seed : int, None or numpy.random.RandomState, default 0
+        The run's seed (scikit-learn's ``random_state``): an int gives the same network
+        every fit; None or a RandomState draws a new seed at each fit.
+    extra : dict or None, default None
+        Keyword arguments for a ``torch:<Class>`` optimizer (None means ``{}``, the
+        config's default; scikit-learn parameters cannot default to a dict).
+    validation_fraction : float in [0, 1), default 0.1
+        Share of the rows held out (stratified for classes) for early stopping, as
+        scikit-learn's MLP has it; 0, or ``patience=None``, trains on every row for
+        ``epochs`` epochs.
+    threads : int, default 0
+        torch CPU threads during fit and predict (restored afterwards). 0 uses one thread
+        when a step is small (batch x hidden <= 65,536; faster, and two ``n_jobs`` workers
+        do not fight over the cores) and otherwise torch's count, which joblib's worker
+        processes already limit to cpu_count // n_jobs.
+
+    Attributes
+    ----------
+    model_ : gradwise.GradwiseModel
+        The trained network with its normalizers (on the CPU).
+    config_ : gradwise.TrainConfig
+        The configuration it was trained with (the seed resolved to an int).
+    history_ : list of gradwise.EpochRecord
+        One record per epoch (partial_fit appends); ``n_iter_`` counts them.
+    best_epoch_, stop_reason_ : the epoch whose weights were kept, and why training ended.
+    n_features_in_, feature_names_in_ : the input columns (names only for DataFrames).
+    encoder_ : gradwise.FeatureEncoder
+        How the input columns become the network's inputs (pass-through for numbers).
+
+    Input
+    -----
+    NumPy arrays, DataFrames and SciPy sparse matrices. A DataFrame with string columns is
+    encoded by gradwise's own :class:`~gradwise.FeatureEncoder`, learned on the rows given
+    to ``fit`` (as ``gradwise train`` does); numeric input passes through unchanged. Sparse
+    input is densified for training (the loop keeps the table as one dense float32 tensor;
+    past 2 GiB it is refused with a message) and chunk by chunk for prediction.
+    ``sample_weight`` is not supported: the loop averages the loss uniformly over each
+    batch, and weights through resampling would not be the weighted objective.
+
+    ``partial_fit`` trains ``epochs`` more epochs on the rows it is given, from the current
+    weights and with the normalizers fitted by the first call (no rows held out); the
+    optimizer's moments start afresh each call.
+
+    Pickling (``joblib.dump``) works; the no-pickle way to ship a model is a bundle:
+    ``gradwise.save_bundle(est.model_, "model/", est.config_)``.
+"""
+
+
 class _GradwiseEstimator(BaseEstimator):
     """Shared by both estimators: parameters, input checks, training and the forward pass."""
 
@@ -185,6 +243,16 @@ class _GradwiseEstimator(BaseEstimator):
 
 
 class GradwiseClassifier(ClassifierMixin, _GradwiseEstimator):
+    # The parameter list is shared with GradwiseRegressor, so the docstring is built.
+    __doc__ = """A gradwise MLP classifier (softmax over the classes, cross-entropy loss).
+
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = GradwiseClassifier(hidden=16, lr=0.01, epochs=60).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 3)
+    """ + PARAMETERS
+
     _task = "classification"
 
     def partial_fit(self, X, y, classes=None):
@@ -219,6 +287,15 @@ class GradwiseClassifier(ClassifierMixin, _GradwiseEstimator):
 
 
 class GradwiseRegressor(RegressorMixin, _GradwiseEstimator):
+    __doc__ = """A gradwise MLP regressor (squared error on normalized targets; several outputs allowed).
+
+    >>> from sklearn.datasets import load_diabetes
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> reg = GradwiseRegressor(lr=0.01, epochs=60).fit(X, y)
+    >>> reg.predict(X[:2]).shape
+    (2,)
+    """ + PARAMETERS
+
     _task = "regression"
 
     def partial_fit(self, X, y):

@@ -1,0 +1,208 @@
+"""GradwiseClassifier and GradwiseRegressor inside scikit-learn's own machinery.
+
+Small data and few epochs: each test checks that the piece of scikit-learn works with the
+estimators and that the numbers are those of a network that learned something.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import sparse
+from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import load_diabetes, load_iris, make_regression
+from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (enables the import below)
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import log_loss
+from sklearn.model_selection import GridSearchCV, HalvingRandomSearchCV, RandomizedSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from scipy.stats import loguniform, randint
+
+import gradwise
+from gradwise.errors import DataError
+from gradwise.sklearn import GradwiseClassifier, GradwiseRegressor
+
+QUICK = dict(epochs=40, hidden=16, lr=0.02, batch_size=32, device="cpu")
+SKLEARN_ONLY = {"validation_fraction": 0.1, "threads": 0}
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return load_iris(return_X_y=True)
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    return load_diabetes(return_X_y=True)
+
+
+@pytest.mark.parametrize("cls", [GradwiseClassifier, GradwiseRegressor])
+def test_every_train_config_field_is_a_parameter_with_its_default(cls):
+    params = cls().get_params()
+    defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default) for f in dataclasses.fields(gradwise.TrainConfig)}
+    defaults["extra"] = None  # {} in the config; a scikit-learn default cannot be a dict
+    assert params == {**defaults, **SKLEARN_ONLY}
+
+
+def test_grid_search_over_lr_and_hidden_on_iris_picks_a_good_network(iris):
+    X, y = iris
+    grid = GridSearchCV(GradwiseClassifier(**QUICK), {"lr": [1e-4, 0.02], "hidden": [4, 16]}, cv=3, n_jobs=1).fit(X, y)
+    assert grid.best_params_["lr"] == 0.02  # 40 epochs at 1e-4 barely move the weights
+    assert grid.best_score_ > 0.9
+    assert grid.best_estimator_.classes_.tolist() == [0, 1, 2]
+
+
+def test_random_and_halving_searches_run_with_two_jobs(iris):
+    """Two worker processes, and NumPy scalars from scipy distributions as parameters."""
+    X, y = iris
+    space = {"lr": loguniform(5e-3, 5e-2), "hidden": randint(8, 24)}
+    randomized = RandomizedSearchCV(GradwiseClassifier(**QUICK), space, n_iter=2, cv=2, n_jobs=2, random_state=0).fit(X, y)
+    assert randomized.best_score_ > 0.8
+    halving = HalvingRandomSearchCV(GradwiseClassifier(**QUICK), space, n_candidates=3, cv=2, factor=3, min_resources=50, n_jobs=1, random_state=0).fit(X, y)
+    assert halving.best_estimator_.score(X, y) > 0.8
+
+
+def mixed_frame(n: int = 240, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """A table whose label depends on a string column and a number on another scale."""
+    rng = np.random.default_rng(seed)
+    city = rng.choice(["oslo", "lima", "pune"], n)
+    income = rng.normal(50_000, 15_000, n)
+    noise = rng.normal(0, 1, n)
+    label = np.where((city == "lima") | (income > 60_000), "yes", "no")
+    return pd.DataFrame({"city": city, "income": income, "noise": noise}), label
+
+
+def test_pipeline_with_column_transformer_on_a_mixed_frame():
+    X, y = mixed_frame()
+    prep = ColumnTransformer([("city", OneHotEncoder(), ["city"]), ("num", StandardScaler(), ["income", "noise"])])
+    pipe = make_pipeline(prep, GradwiseClassifier(**{**QUICK, "epochs": 60}))
+    scores = cross_val_score(pipe, X, y, cv=3)
+    assert scores.mean() > 0.9
+    pipe.fit(X, y)
+    assert set(pipe.predict(X.head())) <= {"yes", "no"}
+
+
+def test_frame_with_string_columns_goes_through_gradwise_encoding():
+    X, y = mixed_frame()
+    clf = GradwiseClassifier(**{**QUICK, "epochs": 60}).fit(X.iloc[:180], y[:180])
+    assert clf.feature_names_in_.tolist() == ["city", "income", "noise"]
+    assert clf.encoder_.categories["city"][:3] == ["lima", "oslo", "pune"]
+    assert clf.score(X.iloc[180:], y[180:]) > 0.85
+    unseen = X.iloc[180:].assign(city="rome")  # an unknown level must not break prediction
+    assert len(clf.predict(unseen)) == 60
+    with pytest.raises(DataError, match="DataFrame"):
+        clf.predict(X.iloc[180:].to_numpy())
+
+
+def test_cross_val_score_on_diabetes_beats_predicting_the_mean(diabetes):
+    X, y = diabetes
+    r2 = cross_val_score(GradwiseRegressor(**{**QUICK, "hidden": 32, "epochs": 80}), X, y, cv=3)
+    assert r2.mean() > 0.35  # the mean predictor scores about 0; sklearn's MLP about 0.45
+
+
+def test_joblib_round_trip_predicts_identically(iris, tmp_path):
+    X, y = iris
+    clf = GradwiseClassifier(**QUICK).fit(X, y)
+    joblib.dump(clf, tmp_path / "clf.joblib")
+    loaded = joblib.load(tmp_path / "clf.joblib")
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+
+
+def test_fitted_network_saves_as_a_bundle_without_pickle(diabetes, tmp_path):
+    X, y = diabetes
+    reg = GradwiseRegressor(**QUICK).fit(X, y)
+    gradwise.save_bundle(reg.model_, tmp_path / "model", reg.config_)
+    model, _ = gradwise.load_bundle(tmp_path / "model")
+    np.testing.assert_allclose(model.predict_array(X.astype(np.float32)).ravel(), reg.predict(X), rtol=1e-5)
+
+
+def test_calibrated_classifier_and_permutation_importance(iris):
+    X, y = iris
+    calibrated = CalibratedClassifierCV(GradwiseClassifier(**QUICK), cv=3).fit(X, y)
+    proba = calibrated.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert (proba.argmax(axis=1) == y).mean() > 0.9
+    rng = np.random.default_rng(0)
+    X_noise = np.column_stack([X[:, 2], rng.normal(size=len(X))])  # petal length, then noise
+    clf = GradwiseClassifier(**QUICK).fit(X_noise, y)
+    importance = permutation_importance(clf, X_noise, y, n_repeats=3, random_state=0).importances_mean
+    assert importance[0] > 0.3 > abs(importance[1])
+
+
+def test_partial_fit_continues_from_the_current_weights(iris):
+    X, y = iris
+    order = np.random.default_rng(0).permutation(len(y))
+    X, y = X[order], y[order]
+    clf = GradwiseClassifier(**{**QUICK, "epochs": 5, "lr": 0.005})
+    clf.partial_fit(X[:75], y[:75], classes=[0, 1, 2])
+    first = log_loss(y, clf.predict_proba(X))
+    clf.partial_fit(X[75:], y[75:])
+    clf.partial_fit(X, y)
+    assert clf.n_iter_ == 15
+    assert log_loss(y, clf.predict_proba(X)) < 0.8 * first  # a restart would be back at `first`
+    with pytest.raises(DataError, match="classes"):
+        clf.partial_fit(X[:5], np.array([0, 1, 2, 3, 3]))
+
+
+def test_seed_is_the_random_state(iris):
+    X, y = iris
+    same = [GradwiseClassifier(**QUICK, seed=3).fit(X, y).predict_proba(X) for _ in range(2)]
+    np.testing.assert_array_equal(*same)
+    fresh = [GradwiseClassifier(**QUICK, seed=None).fit(X, y).predict_proba(X) for _ in range(2)]
+    assert not np.array_equal(*fresh)
+    drawn = GradwiseClassifier(**QUICK, seed=np.random.RandomState(0)).fit(X, y)
+    assert isinstance(drawn.config_.seed, int)
+
+
+def test_validation_fraction_drives_early_stopping():
+    X, y = make_regression(200, 5, noise=50, random_state=0)
+    stopped = GradwiseRegressor(**{**QUICK, "epochs": 300, "lr": 0.05}, patience=3).fit(X, y)
+    assert stopped.n_iter_ < 300 and stopped.stop_reason_.startswith("early stopping")
+    no_hold_out = GradwiseRegressor(**{**QUICK, "epochs": 20}, validation_fraction=0.0).fit(X, y)
+    assert no_hold_out.n_iter_ == 20 and no_hold_out.best_epoch_ is None
+
+
+def test_sparse_input_matches_dense_and_a_huge_one_is_refused(iris):
+    X, y = iris
+    dense = GradwiseClassifier(**QUICK).fit(X, y)
+    from_sparse = GradwiseClassifier(**QUICK).fit(sparse.csr_matrix(X), y)
+    np.testing.assert_allclose(from_sparse.predict_proba(sparse.csc_matrix(X)), dense.predict_proba(X), rtol=1e-6)
+    huge = sparse.csr_matrix((1_000_000, 10_000), dtype=np.float32)  # 40 GB if densified
+    with pytest.raises(DataError, match="GiB"):
+        GradwiseClassifier(**QUICK).fit(huge, np.arange(1_000_000) % 2)
+
+
+def test_multi_output_regression_predicts_every_target():
+    X, Y = make_regression(200, 6, n_targets=2, noise=5, random_state=0)
+    reg = GradwiseRegressor(**{**QUICK, "epochs": 60}).fit(X, Y)
+    assert reg.predict(X).shape == (200, 2) and reg.n_outputs_ == 2
+    assert reg.score(X, Y) > 0.8
+
+
+def test_threads_are_restored_and_sample_weight_is_refused(iris):
+    X, y = iris
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        clf = GradwiseClassifier(**QUICK).fit(X, y)  # a small model trains on one thread
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(TypeError):
+        clf.fit(X, y, sample_weight=np.ones(len(y)))
+
+
+def test_clone_keeps_parameters_and_drops_the_fit(iris):
+    X, y = iris
+    clf = GradwiseClassifier(**QUICK, extra={"bias_correction": True}).fit(X, y)
+    copy = clone(clf)
+    assert copy.get_params() == clf.get_params() and not hasattr(copy, "model_")
