@@ -39,15 +39,17 @@ class FeatureEncoder:
     ``missing="error"`` refuses it instead.
     """
 
-    missing: str = "impute"
-    max_categories: int = MAX_CATEGORIES
-    left_out: list[str] = field(default_factory=list)
+    # Learned by fit (columns and categories first: FeatureEncoder(columns, {}) is a pass-through).
     columns: list[str] = field(default_factory=list)
     categories: dict[str, list[str]] = field(default_factory=dict)  # kept levels per string column
     other: list[str] = field(default_factory=list)  # string columns with an "other" slot
     dates: dict[str, DateColumn] = field(default_factory=dict)
     medians: dict[str, list[float]] = field(default_factory=dict)  # per numeric or date column
     indicators: list[str] = field(default_factory=list)  # columns that had a gap in training
+    # Chosen by the user.
+    missing: str = "impute"
+    max_categories: int = MAX_CATEGORIES
+    left_out: list[str] = field(default_factory=list)
 
     def fit(self, features: pd.DataFrame) -> "FeatureEncoder":
         if self.missing not in MISSING_POLICIES:

@@ -117,7 +117,7 @@ def split_table(table: Table, split=DEFAULT_SPLIT, seed: int = 0, max_categories
 
 def encode_split(table: Table, train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray, seed: int = 0, fractions=DEFAULT_SPLIT, max_categories: int = MAX_CATEGORIES, max_memory: int | None = None) -> Splits:
     """Fit the encoder on the ``train_idx`` rows, check the budget, encode all three parts."""
-    encoder = FeatureEncoder(table.missing, max_categories, list(table.left_out)).fit(table.features.iloc[train_idx])
+    encoder = FeatureEncoder(missing=table.missing, max_categories=max_categories, left_out=list(table.left_out)).fit(table.features.iloc[train_idx])
     check_fits(len(train_idx) + len(val_idx) + len(test_idx), encoder.widths(), max_memory, max_categories)
     target = TargetEncoder.fit(table.target, table.task)
 
