@@ -7,6 +7,7 @@ lines and shaded spans, so the PNG shows the same data as the page.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,12 @@ def _text(value: Any) -> str:
     return str(value or "")
 
 
-def _values(values: Any) -> list[Any]:
+def _values(values: Any) -> Any:
+    """Plain values of a trace attribute; plotly writes NumPy arrays as base64 typed arrays."""
+    if isinstance(values, dict) and "bdata" in values:
+        array = np.frombuffer(base64.b64decode(values["bdata"]), dtype=np.dtype(values["dtype"]))
+        shape = values.get("shape")
+        return array.reshape([int(n) for n in str(shape).split(",")]) if shape else array
     return [np.nan if v is None else v for v in (values or [])]
 
 
@@ -41,15 +47,23 @@ def _scatter(ax: Any, trace: dict[str, Any]) -> None:
 
 
 def _bar(ax: Any, trace: dict[str, Any], index: int, count: int) -> None:
-    labels = [str(x) for x in trace.get("x") or []]
+    across = trace.get("orientation") == "h"
+    labels = [str(v) for v in trace.get("y" if across else "x") or []]
+    values = _values(trace.get("x" if across else "y"))
     positions = np.arange(len(labels))
     width = 0.8 / max(count, 1)
-    ax.bar(positions + (index - (count - 1) / 2) * width, _values(trace.get("y")), width, label=trace.get("name"))
-    ax.set_xticks(positions, labels, rotation=30, ha="right", fontsize=7)
+    offset = positions + (index - (count - 1) / 2) * width
+    if across:
+        ax.barh(offset, values, width, label=trace.get("name"))
+        ax.set_yticks(positions, labels, fontsize=7)
+    else:
+        ax.bar(offset, values, width, label=trace.get("name"))
+        ax.set_xticks(positions, labels, rotation=30, ha="right", fontsize=7)
 
 
 def _grid(ax: Any, trace: dict[str, Any], fig: Any) -> None:
-    z = np.array(_values([_values(row) for row in trace.get("z") or []]), dtype=float)
+    raw = trace.get("z")
+    z = np.asarray(_values(raw) if isinstance(raw, dict) else [_values(row) for row in raw or []], dtype=float)
     if trace["type"] == "heatmap":
         image = ax.imshow(z, aspect="auto", interpolation="nearest", cmap="viridis")
         y = trace.get("y") or []
@@ -59,7 +73,7 @@ def _grid(ax: Any, trace: dict[str, Any], fig: Any) -> None:
         ax.set_xticks(ticks, [str(x[t]) for t in ticks])
         fig.colorbar(image, ax=ax)
     else:
-        ax.contour(trace.get("x"), trace.get("y"), z, levels=12, colors="grey", linewidths=0.6)
+        ax.contour(_values(trace.get("x")), _values(trace.get("y")), z, levels=12, colors="grey", linewidths=0.6)
 
 
 def _parallel(ax: Any, trace: dict[str, Any]) -> None:

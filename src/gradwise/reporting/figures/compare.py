@@ -28,9 +28,9 @@ def loss_curves(runs: list[dict[str, Any]], target: float | None) -> Figure:
 
 
 def zigzag_bar(runs: list[dict[str, Any]]) -> Figure:
-    figure = new_figure("Zig-zag: share of consecutive updates pointing against each other", "", "zig-zag share", yaxis_range=[0, 1])
-    figure.add_bar(x=[run_label(r) for r in runs], y=[r.get("zigzag") for r in runs], marker_color="#4a6fa5", name="zig-zag")
-    figure.update_xaxes(type="category", tickangle=-30)
+    figure = new_figure("Zig-zag: share of consecutive updates pointing against each other", "zig-zag share", "", xaxis_range=[0, 1])
+    figure.add_bar(y=[run_label(r) for r in runs], x=[r.get("zigzag") for r in runs], orientation="h", marker_color="#4a6fa5", name="zig-zag")
+    figure.update_yaxes(type="category", autorange="reversed", automargin=True)
     return Figure("zigzag", figure, "0 when every update continues the last one; plain GD keeps undoing part of its last step, "
                   "momentum's averaged step keeps going the same way.")
 

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import numpy as np
@@ -23,23 +22,27 @@ UPDATE_RULE = 1e-3  # Karpathy's rule of thumb for ||ΔW|| / ||W|| per step
 
 
 def _matrix(rows: list[list[Any]]) -> np.ndarray:
-    return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=float).reshape(len(rows), -1)
+    """Layers x steps as floats; None (NaN in the saved JSON) becomes NaN."""
+    return np.array(rows, dtype=float).reshape(len(rows), -1)
 
 
 def _binned(matrix: np.ndarray, steps: list[int]) -> tuple[np.ndarray, list[int]]:
-    """At most MAX_COLUMNS columns: each the mean over consecutive observed steps."""
+    """At most MAX_COLUMNS columns: each the mean of the finite values over consecutive
+    observed steps (NaN where a bin has none)."""
     width = matrix.shape[1]
     if width <= MAX_COLUMNS:
         return matrix, steps
-    edges = np.linspace(0, width, MAX_COLUMNS + 1).astype(int)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN bin is simply left blank
-        columns = [np.nanmean(matrix[:, a:b], axis=1) for a, b in zip(edges, edges[1:])]
-    return np.stack(columns, axis=1), [steps[a] for a in edges[:-1]]
+    starts = np.linspace(0, width, MAX_COLUMNS + 1).astype(int)[:-1]
+    finite = np.isfinite(matrix)
+    sums = np.add.reduceat(np.where(finite, matrix, 0.0), starts, axis=1)
+    counts = np.add.reduceat(finite.astype(float), starts, axis=1)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan), [steps[a] for a in starts]
 
 
-def _none_for_nan(matrix: np.ndarray) -> list[list[float | None]]:
-    return [[None if not math.isfinite(v) else round(float(v), 4) for v in row] for row in matrix]
+def _positive(matrix: np.ndarray) -> np.ndarray:
+    """NaN (a gap in the line) where a value cannot be drawn on a log axis."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(matrix) & (matrix > 0), matrix, np.nan)
 
 
 def grad_heatmap(flow: dict[str, Any]) -> Figure:
@@ -48,7 +51,7 @@ def grad_heatmap(flow: dict[str, Any]) -> Figure:
         logs = np.where(grads > 0, np.log10(np.where(grads > 0, grads, 1.0)), np.nan)
     logs, steps = _binned(logs, flow["steps"])
     figure = new_figure("log10 gradient norm ||dJ/dW|| by layer and step", "observed step", "layer (input at the top)")
-    figure.add_heatmap(z=_none_for_nan(logs), x=steps, y=flow["layers"], colorscale="Viridis", colorbar={"title": {"text": "log10"}})
+    figure.add_heatmap(z=logs.round(4), x=steps, y=flow["layers"], colorscale="Viridis", colorbar={"title": {"text": "log10"}})
     figure.update_yaxes(autorange="reversed", type="category")
     binned = " (each column the mean of consecutive observed steps)" if len(steps) < len(flow["steps"]) else ""
     return Figure("gradient_heatmap", figure, "Each row is a layer, input at the top, each column an observed step"
@@ -83,8 +86,8 @@ def update_ratio_figure(flow: dict[str, Any]) -> Figure:
     ratios = _matrix(flow["update_ratio"])
     ratios, steps = _binned(ratios, flow["steps"])
     figure = new_figure("Update-to-weight ratio ||ΔW|| / ||W|| per step", "observed step", "update / weight", log_y=True)
-    for name, row in zip(flow["layers"], ratios):
-        figure.add_scatter(x=steps, y=positive_or_none(_none_for_nan(row[None, :])[0]), mode="lines", name=name)
+    for name, row in zip(flow["layers"], _positive(ratios)):
+        figure.add_scatter(x=steps, y=row, mode="lines", name=f"layer {name}")
     figure.add_hline(y=UPDATE_RULE, line_dash="dash", line_color="#c0392b", annotation_text="1e-3 rule of thumb")
     return Figure("update_ratio", figure, "How far each step moves each layer's weights, relative to their size. Far above 1e-3 the "
                   "learning rate is too high for that layer; far below, it learns slowly.")

@@ -22,9 +22,10 @@ CURVATURE = (1.0, 50.0)  # eigenvalues of the Hessian: condition number 50
 START = (-9.0, 1.5)
 STEPS = 60
 # GD at 0.038: the vertical factor 1 - 0.038 * 50 = -0.9 flips sign every step (zig-zag).
+# Momentum at the same rate: its averaged step cancels the flips and keeps the drift.
 OPTIMIZERS: dict[str, Callable[[list[torch.Tensor]], torch.optim.Optimizer]] = {
     "GD α=0.038": lambda p: GD(p, lr=0.038),
-    "momentum α=0.15 β=0.9": lambda p: Momentum(p, lr=0.15, beta=0.9),
+    "momentum α=0.038 β=0.9": lambda p: Momentum(p, lr=0.038, beta=0.9),
     "RMSprop α=0.3 β=0.9": lambda p: RMSprop(p, lr=0.3, beta=0.9),
     "Adam α=0.5": lambda p: Adam(p, lr=0.5),
 }
@@ -72,7 +73,7 @@ def paths_figure() -> Figure:
     figure.update_layout(height=380)
     return Figure("optimizer_paths", figure, "Contour lines of the loss (log scale), the minimum as a star. Gradient descent zig-zags "
                   "across the valley because the derivative is bigger in the vertical direction; momentum damps the zig-zag; "
-                  "RMSprop and Adam divide each direction by its own gradient size and head straight for the minimum.")
+                  "RMSprop and Adam divide each direction by its own gradient size, so both directions move at a similar pace.")
 
 
 def path_table_rows() -> list[list[Any]]:

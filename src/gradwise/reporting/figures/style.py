@@ -11,12 +11,12 @@ import plotly.graph_objects as go
 TEMPLATE = "none"
 PAGE_TEMPLATE = "plotly_white"
 MARGIN = {"l": 60, "r": 20, "t": 50, "b": 50}
+LEGEND = {"font": {"size": 10}}  # on the right: below the plot it would cover the axis title
 
 
 def new_figure(title: str, x_title: str = "", y_title: str = "", log_y: bool = False, **layout: Any) -> go.Figure:
     figure = go.Figure(layout={"template": TEMPLATE})
-    figure.update_layout(title={"text": title, "x": 0.01}, template=TEMPLATE, margin=MARGIN,
-                         legend={"orientation": "h", "y": -0.2}, **layout)
+    figure.update_layout(title={"text": title, "x": 0.01}, template=TEMPLATE, margin=MARGIN, legend=LEGEND, **layout)
     figure.update_xaxes(title_text=x_title)
     figure.update_yaxes(title_text=y_title, type="log" if log_y else None)
     return figure

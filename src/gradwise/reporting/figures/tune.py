@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..page import Figure, TableBlock
-from .style import MARGIN, TEMPLATE, new_figure
+from .style import LEGEND, MARGIN, TEMPLATE, new_figure
 
 STAGES = {0: "stage 1: α", 1: "stage 2: medium", 2: "stage 3: low"}
 STAGE_COLOURS = {0: "rgba(74,111,165,0.10)", 1: "rgba(230,161,0,0.10)", 2: "rgba(39,174,96,0.10)"}
@@ -22,7 +22,7 @@ TIER_COLOURS = {"high": "#c0392b", "medium": "#e6a100", "low": "#27ae60", "never
 
 
 def _styled(figure: Any, title: str) -> Any:
-    figure.update_layout(title={"text": title, "x": 0.01}, template=TEMPLATE, margin=MARGIN, legend={"orientation": "h", "y": -0.2})
+    figure.update_layout(title={"text": title, "x": 0.01}, template=TEMPLATE, margin=MARGIN, legend=LEGEND)
     return figure
 
 
