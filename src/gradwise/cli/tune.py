@@ -37,13 +37,14 @@ STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then lay
 @click.option("--study", "study_name", default=None, help="Study name. Default: gradwise-<data>.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes (each runs `gradwise worker`).")
 @click.option("--resume", is_flag=True, help="Continue the study in --out/--storage; every finished trial is kept.")
+@click.option("--overwrite", is_flag=True, help="Replace the earlier run in --out (its study.journal, trials.csv and model/); without it, an --out that holds another run is refused.")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch threads per worker (small models run fastest on one).")
 @click.option("--heartbeat", "heartbeat_interval", type=int, default=10, show_default=True, help="Seconds between heartbeats of a running trial (PostgreSQL storage).")
 @click.option("--no-monitor", is_flag=True, help="Do not watch gradients (no immediate pruning on exploding gradients).")
 @report_options
 @output_options
 @handle_errors
-def command(as_json: bool, out: Path | None, storage: str | None, study_name: str | None, resume: bool, threads: int, heartbeat_interval: int, **options: Any) -> None:
+def command(as_json: bool, out: Path | None, storage: str | None, study_name: str | None, resume: bool, overwrite: bool, threads: int, heartbeat_interval: int, **options: Any) -> None:
     """Tune an MLP's hyperparameters on a table and keep the best model.
 
     \b
@@ -60,7 +61,7 @@ def command(as_json: bool, out: Path | None, storage: str | None, study_name: st
     spec = spec_from_options(options, resume)
     out = out or Path("runs") / default_study_name(spec).replace("gradwise-", "tune-", 1)
     try:
-        result = tune(spec, out, storage, study_name, resume, display=None if not as_json else False, heartbeat_interval=heartbeat_interval, threads=threads)
+        result = tune(spec, out, storage, study_name, resume, display=None if not as_json else False, heartbeat_interval=heartbeat_interval, threads=threads, overwrite=overwrite)
     except KeyboardInterrupt:
         click.echo(f"gradwise: interrupted; finished trials are kept in {storage or out}. Continue with: gradwise tune --out {out}{' --storage ' + storage if storage else ''} --resume", err=True)
         sys.exit(130)

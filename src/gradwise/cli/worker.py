@@ -10,9 +10,11 @@ import click
 from ._errors import handle_errors
 from .options import emit_json, output_options
 
+STORAGE_ENV = "GRADWISE_STORAGE"  # tuning/workers.py passes --storage this way
+
 
 @click.command("worker")
-@click.option("--storage", required=True, help="The study's storage: postgresql://user@host/db, or a study.journal path on this machine.")
+@click.option("--storage", required=True, envvar=STORAGE_ENV, show_envvar=True, help="The study's storage: postgresql://user@host/db, or a study.journal path on this machine. Read from the environment when not given, so a password need not appear in the process list.")
 @click.option("--study", "study_name", required=True, help="Name of a study created by gradwise tune.")
 @click.option("--timeout", type=float, default=None, help="Stop after this many seconds: no new trial starts, and a running one stops at the end of its epoch once the study has a result (default: when the study's --trials are done).")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch threads for this worker.")
@@ -37,7 +39,7 @@ def command(storage: str, study_name: str, timeout: float | None, threads: int, 
     from ..tuning.storage import open_storage, worker_id
 
     set_threads(threads)
-    backend = open_storage(storage, Path(storage).parent, heartbeat_interval)
+    backend = open_storage(storage, Path(storage).parent, heartbeat_interval, create=False)
     study, spec = _load(backend, study_name, seed_offset, load_study)
     try:
         ran = run_worker(study, spec, timeout=timeout if timeout is not None else spec.timeout if spec.n_trials is None else None)

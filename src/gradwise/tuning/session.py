@@ -8,8 +8,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -17,11 +20,12 @@ from typing import Any
 import optuna
 
 from ..errors import ConfigError, GradwiseError
+from ..files import check_output_dir, previous_run
 from .display import LiveDisplay
 from .result import TuneResult, finalize
-from .runner import create_study, load_study, run_worker, set_threads
-from .spec import SPEC_ATTR, TuneSpec, load_splits, read_spec
-from .storage import DEFAULT_HEARTBEAT, fail_stale_trials, is_database_url, journal_path, open_storage
+from .runner import count_trials, create_study, load_study, run_worker, set_threads
+from .spec import SPEC_ATTR, TuneSpec, build_objective, load_splits, read_spec
+from .storage import DEFAULT_HEARTBEAT, JOURNAL_NAME, fail_stale_trials, is_database_url, check_journal, journal_path, open_storage, remove_journal
 from .workers import failed_workers, start_workers, stop_workers
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -34,6 +38,8 @@ def default_study_name(spec: TuneSpec) -> str:
 
 def open_session(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str, resume: bool, heartbeat_interval: int) -> tuple[Any, TuneSpec, bool]:
     """(storage, spec, created): check --resume against what the storage holds."""
+    if resume and not is_database_url(storage) and not (Path(storage) if storage else journal_path(out_dir)).exists():
+        raise ConfigError(f"--resume: there is no study {study_name!r} in {storage_label(storage, out_dir)} to continue; run without --resume to start it")
     backend = open_storage(storage, out_dir, heartbeat_interval)
     exists = study_name in optuna.get_all_study_names(backend)
     where = storage_label(storage, out_dir)
@@ -68,13 +74,32 @@ def tune(
     retrain: bool = True,
     heartbeat_interval: int = DEFAULT_HEARTBEAT,
     threads: int = 1,
+    overwrite: bool = False,
 ) -> TuneResult:
-    """Search ``spec``'s space within its budget; returns the best model and the evidence."""
+    """Search ``spec``'s space within its budget; returns the best model and the evidence.
+
+    Nothing is written before every check has passed (see :func:`prepare`), an ``out_dir``
+    holding another run is refused unless ``overwrite``, and a study this call created is
+    removed again if the call fails before any trial has finished.
+    """
     out_dir = Path(out_dir)
+    check_output_dir(out_dir)
     set_threads(threads)
     study_name = study_name or default_study_name(spec)
+    splits = None if resume else prepare(spec)  # a resume checks the stored spec instead
+    guard_out_dir(out_dir, storage, study_name, resume, overwrite)
+    before = _Footprint.take(out_dir, storage)
     backend, spec, created = open_session(spec, out_dir, storage, study_name, resume, heartbeat_interval)
-    splits = load_splits(spec)
+    try:
+        return _run(spec, out_dir, storage, study_name, resume, backend, created, splits, display, retrain)
+    except Exception:
+        if created:
+            before.undo(backend, study_name)
+        raise
+
+
+def _run(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str, resume: bool, backend: Any, created: bool, splits: Any, display: bool | None, retrain: bool) -> TuneResult:
+    splits = splits if splits is not None else prepare(spec)
     if created:
         create_study(spec, backend, study_name, splits.task)
     study, spec = load_study(backend, study_name, spec, worker_seed=spec.seed)
@@ -88,6 +113,92 @@ def tune(
         else:
             _run_local_workers(study, spec, storage or str(journal_path(out_dir)), out_dir, live)
     return finalize(study, spec, splits, out_dir, retrain=retrain, progress=live.enabled)
+
+
+def prepare(spec: TuneSpec) -> Any:
+    """Every check that needs the configuration or the data, run before any file is written.
+
+    The base configuration and the space are built, the table is loaded and split, and the
+    objective is built once (folds against rows, the metric against the task), so a bad
+    --activation, a bad value in the space file's ``fixed`` table or too many --cv folds
+    stop the run with nothing created. Returns the splits.
+    """
+    spec.check_budget()
+    spec.base_config()
+    splits = load_splits(spec)
+    build_objective(spec, splits)
+    return splits
+
+
+def guard_out_dir(out_dir: Path, storage: str | None, study_name: str, resume: bool, overwrite: bool) -> None:
+    """Refuse an ``out_dir`` that holds another run (unless ``overwrite``: then clear it)."""
+    used = [] if resume else previous_run(out_dir)
+    if not used:
+        return
+    if overwrite:
+        _clear_run(out_dir, used)
+        return
+    if JOURNAL_NAME in used and not is_database_url(storage) and storage is None and study_name in _study_names(journal_path(out_dir)):
+        raise ConfigError(f"study {study_name!r} already exists in {journal_path(out_dir)}; pass --resume to continue it, --overwrite to replace it, or choose another --out or --study")
+    raise ConfigError(f"--out '{out_dir}' already holds another run ({', '.join(used)}); pass --overwrite to replace it, or choose another --out")
+
+
+def _study_names(journal: Path) -> set[str]:
+    """Names of the studies a journal created, read without taking its lock (which would
+    create a lock file in a directory this run is about to refuse)."""
+    check_journal(journal)
+    names = set()
+    with open(journal, "rb") as handle:
+        for line in handle:
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("op_code") == 0:  # CREATE_STUDY
+                    names.add(record.get("study_name"))
+    return names
+
+
+def _clear_run(out_dir: Path, used: list[str]) -> None:
+    """--overwrite: remove the earlier run's files (only those gradwise writes)."""
+    for name in used:
+        path = out_dir / name
+        if name == JOURNAL_NAME:
+            remove_journal(path)
+        elif path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+@dataclasses.dataclass
+class _Footprint:
+    """What existed before a run, so a run that fails before its first trial leaves no trace."""
+
+    out_dir: Path
+    journal: Path | None  # the embedded journal this run may create; None for a database
+    had_out_dir: bool
+    had_journal: bool
+
+    @classmethod
+    def take(cls, out_dir: Path, storage: str | None) -> "_Footprint":
+        journal = None if is_database_url(storage) else (Path(storage) if storage else journal_path(out_dir))
+        return cls(out_dir, journal, out_dir.exists(), journal is not None and journal.exists())
+
+    def undo(self, backend: Any, study_name: str) -> None:
+        """Remove the study this run created, if no trial of it has finished."""
+        try:
+            study = optuna.load_study(study_name=study_name, storage=backend)
+        except KeyError:  # the failure came before the study was created
+            study = None
+        if study is not None and count_trials(study).finished:
+            return
+        if self.journal is not None and not self.had_journal:
+            remove_journal(self.journal)
+        elif study is not None:
+            optuna.delete_study(study_name=study_name, storage=backend)
+        if not self.had_out_dir:
+            shutil.rmtree(self.out_dir / "logs", ignore_errors=True)
+            with contextlib.suppress(OSError):
+                self.out_dir.rmdir()  # only if nothing else is in it
 
 
 def _run_local_workers(study: optuna.Study, spec: TuneSpec, storage: str, out_dir: Path, live: LiveDisplay) -> None:

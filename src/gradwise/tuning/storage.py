@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import fcntl
+import json
 import os
 import socket
 import threading
@@ -118,13 +119,22 @@ def open_storage(
     out_dir: str | Path,
     heartbeat_interval: int = DEFAULT_HEARTBEAT,
     grace_period: int | None = None,
+    create: bool = True,
 ) -> optuna.storages.BaseStorage:
-    """A journal file in ``out_dir`` when ``storage`` is None or a path, else an RDBStorage."""
+    """A journal file in ``out_dir`` when ``storage`` is None or a path, else an RDBStorage.
+
+    ``create=False`` (a worker, a resume) refuses a journal that does not exist yet instead of
+    creating an empty one. An existing file must be an Optuna journal.
+    """
     if not is_database_url(storage):
         path = Path(storage) if storage else journal_path(out_dir)
+        check_journal(path, must_exist=not create)
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FlockLock(str(path))
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path), lock_obj=lock))
+        try:
+            return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path), lock_obj=lock))
+        except Exception as error:  # a record Optuna cannot replay: damaged or not a journal
+            raise ConfigError(f"'{path}' is not a readable Optuna study journal ({type(error).__name__}: {error}); give the study.journal that gradwise tune wrote") from None
     try:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning, message=".*heartbeat")
         return optuna.storages.RDBStorage(
@@ -136,6 +146,35 @@ def open_storage(
         )
     except Exception as exc:  # SQLAlchemy/psycopg errors: unreachable server, bad URL, no database
         raise ConfigError(f"--storage {_redact(storage)} cannot be opened: {str(exc).splitlines()[0]}; check the URL and that the server is running") from None
+
+
+def check_journal(path: Path, must_exist: bool = False) -> None:
+    """Refuse, without creating anything, a journal path that is missing (if it must exist),
+    a directory, or a file whose first line is not an Optuna journal record."""
+    if not path.exists():
+        if must_exist:
+            raise ConfigError(f"study journal '{path}' does not exist; give the study.journal that gradwise tune wrote (or a postgresql:// URL)")
+        return
+    if not path.is_file():
+        raise ConfigError(f"study journal '{path}' is a directory, not a file; give the study.journal inside it (or a postgresql:// URL)")
+    with open(path, "rb") as handle:
+        first = handle.readline(1 << 16).strip()
+    if first and not _is_journal_record(first):
+        raise ConfigError(f"'{path}' is not an Optuna study journal (its first line is not a journal record); give the study.journal that gradwise tune wrote")
+
+
+def _is_journal_record(line: bytes) -> bool:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "op_code" in record
+
+
+def remove_journal(path: Path) -> None:
+    """Delete a journal file and the lock files that live beside it."""
+    for name in (str(path), str(path) + ".flock", str(path) + ".budget-lock"):
+        Path(name).unlink(missing_ok=True)
 
 
 def _redact(url: str) -> str:

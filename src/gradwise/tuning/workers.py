@@ -1,7 +1,7 @@
 """Local worker processes for ``gradwise tune --workers N``.
 
-Each is ``python -m gradwise worker --storage S --study NAME``, exactly what a user would
-start by hand on another machine. Each worker gets its own sampler seed (so two workers do
+Each is ``python -m gradwise worker --study NAME`` with the storage in its environment
+(``GRADWISE_STORAGE``), exactly what a user would start by hand on another machine. Each worker gets its own sampler seed (so two workers do
 not sample the same points) and an equal share of the CPU threads. On Linux a worker also
 asks the kernel to end it when its parent dies, so a killed ``gradwise tune`` leaves no
 orphans; the trial it was running is then retried on ``--resume``.
@@ -27,8 +27,14 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         pass
 
 
-def worker_command(storage: str, study: str, index: int, timeout: float | None, threads: int) -> list[str]:
-    command = [sys.executable, "-m", "gradwise", "worker", "--storage", storage, "--study", study, "--seed-offset", str(index), "--threads", str(threads), "--quiet"]
+# The storage URL may hold a password: it goes to each worker through this environment
+# variable (readable only by the same user, in /proc/PID/environ), never its argv (which
+# every user sees in `ps`). `gradwise worker --storage` reads it.
+STORAGE_ENV = "GRADWISE_STORAGE"
+
+
+def worker_command(study: str, index: int, timeout: float | None, threads: int) -> list[str]:
+    command = [sys.executable, "-m", "gradwise", "worker", "--study", study, "--seed-offset", str(index), "--threads", str(threads), "--quiet"]
     if timeout is not None:
         command += ["--timeout", f"{timeout:g}"]
     return command
@@ -42,7 +48,8 @@ def start_workers(n: int, storage: str, study: str, timeout: float | None, log_d
     for index in range(n):
         log = open(log_dir / f"worker-{index}.log", "ab")
         process = subprocess.Popen(
-            worker_command(storage, study, index + 1, timeout, threads),
+            worker_command(study, index + 1, timeout, threads),
+            env={**os.environ, STORAGE_ENV: storage},
             stdout=subprocess.DEVNULL,
             stderr=log,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
