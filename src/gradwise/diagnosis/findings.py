@@ -106,6 +106,12 @@ class Diagnosis:
     def problems(self) -> list[str]:
         return [f.problem for f in self.findings]
 
+    def _repr_html_(self) -> str:
+        """Findings and the per-layer table as HTML, for notebooks (see gradwise.reporting)."""
+        from ..reporting.notebook import diagnosis_html
+
+        return diagnosis_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "healthy": self.healthy,

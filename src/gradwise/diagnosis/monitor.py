@@ -103,6 +103,7 @@ class GradientMonitor:
         self._dead_examples: dict[str, int] = {}
         self._direct: frozenset[str] = frozenset()  # layers seen feeding an activation directly
         self._skipped: dict[str, str] = {}  # modules whose measuring failed -> why
+        self._hook_fns: dict[tuple, Any] = {}  # the hook objects, made once (see _hook_fn)
         self.entries: list[tuple[str, nn.Parameter]] = []
         if model is not None:
             self.attach(model, optimizer)
@@ -119,6 +120,7 @@ class GradientMonitor:
         """
         self.detach()
         self.model = model
+        self._hook_fns = {}
         found = find_layers(model)
         self._hooked = [(name, module, probe, probe.weights(name, module)[0][0]) for name, module, probe in found if probe.hooked]
         self.entries = [(entry, weight) for name, module, probe in found for entry, weight in probe.weights(name, module)]
@@ -178,7 +180,7 @@ class GradientMonitor:
                     self._handles += self._layer_hooks(name, module, probe, entry)
             for name, module, kind in self.activations:
                 if name not in self._skipped:
-                    self._handles.append(module.register_forward_hook(partial(self._activation_hook, name, kind)))
+                    self._handles.append(module.register_forward_hook(self._hook_fn(("act", name), self._activation_hook, name, kind)))
         self._full_armed = self._structure is None or self._due(self._observed)
         self._record.full = self._full_armed
         if self._full_armed and not self._interior_handles:
@@ -191,12 +193,25 @@ class GradientMonitor:
             self._interior_handles = []
 
     def _layer_hooks(self, name: str, module: nn.Module, probe: Probe, entry: str) -> list[Any]:
-        hooks = [module.register_forward_hook(partial(self._layer_hook, name, entry, probe), with_kwargs=True)]
+        hooks = [module.register_forward_hook(self._hook_fn(("layer", name), self._layer_hook, name, entry, probe), with_kwargs=True)]
         if not probe.has_formula and probe.has_input_gradient:
                 # No formula for ||dJ/d input|| when the data feeds this layer: make that input
                 # differentiable on observed steps (the values and weight gradients are unchanged).
-            hooks.append(module.register_forward_pre_hook(partial(self._input_pre_hook, name, probe), with_kwargs=True))
+            hooks.append(module.register_forward_pre_hook(self._hook_fn(("pre", name), self._input_pre_hook, name, probe), with_kwargs=True))
         return hooks
+
+    def _hook_fn(self, key: tuple, method: Any, *bound: Any) -> Any:
+        """The same hook object every time a module's hook is registered again.
+
+        Under torch.compile a new hook object fails the compiled graph's guards and forces a
+        recompilation at every observed step (until the recompile limit turns the model back
+        to eager); the same object finds the graph compiled for observed steps. Dynamo does
+        not trace the hooks' Python: they run as they are, between compiled pieces.
+        """
+        fn = self._hook_fns.get(key)
+        if fn is None:
+            fn = self._hook_fns[key] = torch.compiler.disable(partial(method, *bound))
+        return fn
 
     def _due(self, index: int) -> bool:
         """Is the ``index``-th observation one of those every DEFAULT_EVERY steps?"""

@@ -112,10 +112,10 @@ class AttentionProbe(Probe):
 
     def weights(self, name: str, module: nn.Module) -> list[tuple[str, nn.Parameter]]:
         if module.in_proj_weight is not None:
-            projections = [(f"{name}.in_proj", module.in_proj_weight)]
+            projections = [(_join(name, "in_proj"), module.in_proj_weight)]
         else:
-            projections = [(f"{name}.{p}_proj", getattr(module, f"{p}_proj_weight")) for p in "qkv"]
-        return projections + [(f"{name}.out_proj", module.out_proj.weight)]
+            projections = [(_join(name, f"{p}_proj"), getattr(module, f"{p}_proj_weight")) for p in "qkv"]
+        return projections + [(_join(name, "out_proj"), module.out_proj.weight)]
 
     def claims(self, module: nn.Module) -> list[nn.Module]:
         return [module.out_proj]
@@ -151,7 +151,7 @@ class RecurrentProbe(Probe):
         for layer in range(module.num_layers):
             for suffix in ("", "_reverse") if module.bidirectional else ("",):
                 for part in ("ih", "hh"):
-                    out.append((f"{name}.{part}_l{layer}{suffix}", getattr(module, f"weight_{part}_l{layer}{suffix}")))
+                    out.append((_join(name, f"{part}_l{layer}{suffix}"), getattr(module, f"weight_{part}_l{layer}{suffix}")))
         return out
 
     def main_output(self, output: Any) -> torch.Tensor | None:
@@ -184,8 +184,7 @@ class ParameterProbe(Probe):
         return any(p.dim() >= 2 for p in module.parameters(recurse=False))
 
     def weights(self, name: str, module: nn.Module) -> list[tuple[str, nn.Parameter]]:
-        prefix = f"{name}." if name else ""
-        return [(prefix + n, p) for n, p in module.named_parameters(recurse=False) if p.dim() >= 2]
+        return [(_join(name, n), p) for n, p in module.named_parameters(recurse=False) if p.dim() >= 2]
 
 
 # The order matters: the first probe that matches a module measures it.
@@ -218,6 +217,10 @@ def find_layers(model: nn.Module) -> list[tuple[str, nn.Module, Probe]]:
         claimed.update(id(m) for m in probe.claims(module))
         found.append((name, module, probe))
     return found
+
+
+def _join(module: str, part: str) -> str:
+    return f"{module}.{part}" if module else part  # the model itself has the empty name
 
 
 def integer(t: torch.Tensor) -> bool:

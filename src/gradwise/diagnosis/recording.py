@@ -160,13 +160,14 @@ class StepRecord:
         use = self.use(name)
         self.order.append(use)
         self.act_class[use] = type(module).__name__
-        if self.last_layer is not None and self.last_layer not in self.owned:
+        pending, self.pending = self.pending, None
+        fed = pending is not None and bool(inputs) and inputs[0] is pending[1]
+        if self.last_layer is not None and self.last_layer not in self.owned and (fed or self._follows(inputs)):
             self.owner[use] = self.last_layer  # the first activation after a layer completes its block
             self.owned.add(self.last_layer)
             if self.full and output.grad_fn is not None:
                 self.nodes[output.grad_fn] = self.last_layer  # the block's output, for the wiring
-        pending, self.pending = self.pending, None
-        if pending is not None and inputs and inputs[0] is pending[1]:
+        if fed:
             self.fed_directly.add(pending[0])
             if pending[2] is not None and not pending[3]:
                 pending[2].remove()  # the block ends after this activation; the layer's dJ/dz is not needed
@@ -184,6 +185,15 @@ class StepRecord:
             self.unit_max[use] = (M.unit_max(rows), int(rows.shape[0]) if rows.dim() else 1)
         elif kind == "saturating" and inputs and isinstance(inputs[0], torch.Tensor):
             self.fractions[("saturation", use)] = _saturation(module, inputs[0].detach(), output.detach())
+
+    def _follows(self, inputs: tuple) -> bool:
+        """Does this activation's input come from the last layer alone (through a norm or a
+        dropout, say)? An activation after a residual sum does not complete one layer's block.
+        Lean steps reuse the wiring of full steps, where this is decided."""
+        if not self.full:
+            return True
+        x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+        return x is not None and _walk([x], self.nodes) == [self.last_layer]
 
     # ---- backward hooks (never raise: see _safe) ----
 
