@@ -17,6 +17,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from ..budget import check_memory
 from ..config import TrainConfig
 from ..data.normalize import Normalizer
 from ..data.splitting import Splits
@@ -53,6 +54,8 @@ def fit(config: TrainConfig, splits: Splits, callbacks: Iterable[Any] = (), prog
     callbacks = list(callbacks)
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
+    if model is None:  # refuse, before building it, a network that cannot fit in memory
+        check_memory(config, splits.n_features, splits.n_outputs, len(splits.train), device=device)
     model = build_model(config, splits) if model is None else model
     data = _tensors(model, splits, device)
     net = model.net.to(device)

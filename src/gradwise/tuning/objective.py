@@ -163,6 +163,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         config = self.config_for(trial)
+        prune_if_too_big(trial, config, (self.folds or [self.splits])[0])
         if self.folds is None:
             value, result = self._fit(trial, config, self.splits, report=True)
             trial.set_user_attr("epochs_run", len(result.history))
@@ -199,6 +200,20 @@ class Objective:
             trial.set_user_attr("prune_reason", reason)
             raise optuna.TrialPruned(reason)
         return value, result
+
+
+def prune_if_too_big(trial: optuna.Trial, config: TrainConfig, splits: Any, members: int = 1) -> None:
+    """Prune, with the estimate as the recorded reason, a trial whose network cannot fit in
+    memory (gradwise.budget), instead of letting it grow until the kernel kills the worker."""
+    from ..budget import MemoryBudgetError, check_memory
+    from ..training.loop import resolve_device
+
+    try:
+        check_memory(config, splits.n_features, splits.n_outputs, len(splits.train), members, resolve_device(config.device))
+    except MemoryBudgetError as error:
+        reason = f"memory: {error}"
+        trial.set_user_attr("prune_reason", reason)
+        raise optuna.TrialPruned(reason) from None
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
