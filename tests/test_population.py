@@ -89,6 +89,14 @@ def test_regression_widths_decay_weight_decay_clipping_and_patience(diabetes):
     assert_same_training([Member(c, diabetes) for c in configs])
 
 
+def test_members_with_different_batch_sizes_share_a_population(iris):
+    """Each member takes its own number of steps an epoch (sitting out the rest)."""
+    base = TrainConfig(hidden=8, epochs=3, patience=None, device="cpu", optimizer="adam")
+    configs = [base.replace(batch_size=b, seed=i, lr=0.01) for i, b in enumerate((4, 7, 16))]
+    results = assert_same_training([Member(c, f) for c, f in zip(configs, row_sets(iris, 3))])
+    assert len({r.updates for r in results}) == 3
+
+
 def test_one_diverging_member_leaves_the_others_unchanged(iris):
     base = TrainConfig(hidden=8, batch_size=8, epochs=5, patience=None, device="cpu", optimizer="gd", activation="tanh")
     calm = [base.replace(lr=0.05, seed=1), base.replace(lr=0.02, seed=2)]

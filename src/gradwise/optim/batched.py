@@ -90,37 +90,55 @@ class BatchedOptimizer:
     def select(self, index: Tensor) -> None:
         """Keep only the members at ``index`` (compaction; ``params`` are replaced by the caller)."""
         self.hyper = self.hyper.select(index)
+        self._cache = {}
         self.state = {name: [t.index_select(0, index) for t in ts] for name, ts in self.state.items()}
         self.steps = self.steps.index_select(0, index)
 
+    def set_lr(self, lr: Tensor) -> None:
+        """Each member's α for the coming steps (the trainer's per-epoch decay)."""
+        self.hyper.lr = lr
+        self._cache = {}
+
+    def _constant(self, name: str, p: Tensor) -> Tensor:
+        """A per-member constant (β, 1 − β, ε, λ) shaped for ``p``, made once, not every step."""
+        cache = self.__dict__.setdefault("_cache", {})
+        key = (name, p.dim(), p.dtype)
+        if key not in cache:
+            h = self.hyper
+            values = {"beta": h.beta, "1-beta": 1 - h.beta, "beta1": h.beta1, "1-beta1": 1 - h.beta1, "beta2": h.beta2,
+                      "1-beta2": 1 - h.beta2, "eps": h.eps, "weight_decay": h.weight_decay, "lr": h.lr}[name]
+            cache[key] = per_member(values, p)
+            cache[("any", name)] = bool((values != 0).any())
+        return cache[key]
+
     def _update(self, i: int, p: Tensor, g: Tensor) -> None:
-        h = self.hyper
-        if bool((h.weight_decay != 0).any()):
-            g = g + per_member(h.weight_decay, p) * p  # dθ + λθ
+        c = self._constant
+        if c("weight_decay", p) is not None and self._cache[("any", "weight_decay")]:
+            g = g + c("weight_decay", p) * p  # dθ + λθ
         if self.kind == "gd":
-            p.sub_(per_member(h.lr, p) * g)  # θ := θ − α dθ
+            p.sub_(c("lr", p) * g)  # θ := θ − α dθ
         elif self.kind == "momentum":
             V = self.state["V"][i]
-            V.lerp_(g, per_member(1 - h.beta, p))  # V := β V + (1 − β) dθ
-            p.sub_(per_member(h.lr, p) * V)
+            V.lerp_(g, c("1-beta", p))  # V := β V + (1 − β) dθ
+            p.sub_(c("lr", p) * V)
         elif self.kind == "rmsprop":
             S = self.state["S"][i]
-            S.mul_(per_member(h.beta, p)).add_(per_member(1 - h.beta, p) * g * g)
-            p.sub_(per_member(h.lr, p) * g / self._root(S, per_member(h.eps, p)))
+            S.mul_(c("beta", p)).add_(c("1-beta", p) * g * g)
+            p.sub_(c("lr", p) * g / self._root(S, c("eps", p)))
         else:
             self._adam(i, p, g)
 
     def _adam(self, i: int, p: Tensor, g: Tensor) -> None:
-        h = self.hyper
+        h, c = self.hyper, self._constant
         V, S = self.state["V"][i], self.state["S"][i]
-        V.lerp_(g, per_member(1 - h.beta1, p))  # V := β1 V + (1 − β1) dθ
-        S.mul_(per_member(h.beta2, p)).add_(per_member(1 - h.beta2, p) * g * g)  # S := β2 S + (1 − β2) dθ²
+        V.lerp_(g, c("1-beta1", p))  # V := β1 V + (1 − β1) dθ
+        S.mul_(c("beta2", p)).add_(c("1-beta2", p) * g * g)  # S := β2 S + (1 − β2) dθ²
         if self.bias_correction:  # 1 − β^t per member, t its own step count; in float64 as the reference
             c1, c2 = 1 - h.beta1 ** self.steps, 1 - h.beta2 ** self.steps
+            denominator = self._root(S * per_member(1 / c2, p), c("eps", p))
+            p.sub_(per_member(h.lr / c1, p) * V / denominator)  # θ := θ − α V̂ / sqrt(Ŝ + ε)
         else:
-            c1 = c2 = torch.ones_like(h.lr)
-        denominator = self._root(S * per_member(1 / c2, p), per_member(h.eps, p))
-        p.sub_(per_member(h.lr / c1, p) * V / denominator)  # θ := θ − α V̂ / sqrt(Ŝ + ε)
+            p.sub_(c("lr", p) * V / self._root(S, c("eps", p)))
 
     def _root(self, S: Tensor, eps: Tensor) -> Tensor:
         return (S + eps).sqrt() if self.eps_inside_sqrt else S.sqrt() + eps

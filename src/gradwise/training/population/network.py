@@ -42,6 +42,7 @@ class StackedMLP:
         self.grad = torch.zeros_like(self.flat)
         self.weights, self.biases = self._views(self.flat)
         self.params = self._leaves()
+        self.buffer = self._buffer_leaf()
         self._copy_in(layers)
         self.activation = ACTIVATIONS[activation]()
         self.unit_masks = self._unit_masks(layers, device)
@@ -67,6 +68,12 @@ class StackedMLP:
             p.data, p.grad = data, grad
             params.append(p)
         return params
+
+    def _buffer_leaf(self) -> nn.Parameter:
+        """The whole [K, P] buffer as one tensor with its gradient: what the optimizer updates."""
+        p = nn.Parameter(torch.empty(0, device=self.flat.device))
+        p.data, p.grad = self.flat, self.grad
+        return p
 
     def _copy_in(self, layers: list[list[nn.Linear]]) -> None:
         with torch.no_grad():
@@ -125,6 +132,7 @@ class StackedMLP:
         self.flat, self.grad = flat, grad
         self.weights, self.biases = self._views(self.flat)
         self.params = self._leaves()
+        self.buffer = self._buffer_leaf()
         self.unit_masks = [None if m is None else m.index_select(0, index) for m in self.unit_masks]
         if self.dropout is not None:
             self.dropout = self.dropout.index_select(0, index)

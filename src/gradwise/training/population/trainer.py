@@ -45,7 +45,9 @@ from .watch import PopulationWatch
 COMPACT_SHARE = 0.25
 EVAL_CHUNK = 8192
 # Fields every member of a population must share: they change the sequence of operations.
-SHARED_FIELDS = ("normalize", "layers", "activation", "init", "batch_norm", "optimizer", "batch_size", "epochs", "device")
+# Batch sizes may differ (a member with a smaller one takes more steps an epoch), but batch
+# gradient descent ("full") and mini-batches do not mix.
+SHARED_FIELDS = ("normalize", "layers", "activation", "init", "batch_norm", "optimizer", "epochs", "device")
 
 EpochHook = Callable[[dict[int, EpochRecord], "PopulationTrainer"], dict[int, str] | None]
 
@@ -62,7 +64,7 @@ def population_key(config: TrainConfig, splits: Splits | None = None) -> tuple:
     """Members whose keys are equal can train in one population (hidden width may differ)."""
     extra = tuple(sorted((config.extra or {}).items()))
     data = () if splits is None else (splits.task, splits.n_features, splits.n_outputs)
-    return (*(getattr(config, f) for f in SHARED_FIELDS), config.dropout > 0, config.clip_grad is None, extra, *data)
+    return (*(getattr(config, f) for f in SHARED_FIELDS), config.batch_size == "full", config.dropout > 0, config.clip_grad is None, extra, *data)
 
 
 def can_batch(config: TrainConfig) -> str | None:
@@ -104,8 +106,9 @@ class PopulationTrainer:
     """``PopulationTrainer(members).run(on_epoch)`` → one :class:`MemberResult` per member.
 
     ``on_epoch(records, trainer)`` is called after every epoch with the epoch's record of each
-    member still training (keyed by member index); it returns ``{index: reason}`` for members
-    to end now (the tuner's pruning). ``trainer.watch`` holds the gradient monitor's
+    member that trained in it (keyed by member index); it returns ``{index: reason}`` for
+    members to end now (the tuner's pruning). A member that ``fit``'s own rules end in that
+    epoch (patience, a non-finite loss) keeps that reason. ``trainer.watch`` holds the gradient monitor's
     per-member reports when ``monitor`` is true.
     """
 
@@ -136,7 +139,9 @@ class PopulationTrainer:
     def _build(self, members: list[Member]) -> None:
         models, train, val = [], [], []
         for m in members:
-            torch.manual_seed(m.config.seed)  # the draws fit makes: same seed, then build_model
+            # The draws fit makes: its torch.manual_seed(seed), then build_model. Only the CPU
+            # generator is reseeded here: the CUDA part of manual_seed costs ~10 ms a call.
+            torch.default_generator.manual_seed(m.config.seed)
             model = build_model(m.config, m.splits)
             models.append(model)
             train.append(member_tensors(model, m.splits, "train"))
@@ -155,7 +160,7 @@ class PopulationTrainer:
         hyper = MemberHyper.from_values(self.device, lr=[c.lr for c in configs], beta=[c.beta for c in configs],
                                         beta1=[c.beta1 for c in configs], beta2=[c.beta2 for c in configs],
                                         eps=[c.eps for c in configs], weight_decay=[c.weight_decay for c in configs])
-        self.optimizer = BatchedOptimizer(configs[0].optimizer, self.net.params, hyper, bias_correction, eps_inside_sqrt)
+        self.optimizer = BatchedOptimizer(configs[0].optimizer, [self.net.buffer], hyper, bias_correction, eps_inside_sqrt)
         clip = configs[0].clip_grad is not None
         self.clip = torch.tensor([c.clip_grad for c in configs], device=self.device) if clip else None
         self.best_loss = [math.inf] * len(members)
@@ -169,17 +174,18 @@ class PopulationTrainer:
 
     # -- the loop --
 
-    def run(self, on_epoch: EpochHook | None = None) -> list[MemberResult]:
+    def run(self, on_epoch: EpochHook | None = None, on_end: Callable[[int, MemberResult], None] | None = None) -> list[MemberResult]:
+        """Train until every member has ended; ``on_end(index, result)`` hears of each as it ends."""
         self.started = time.perf_counter()
+        self.on_end = on_end
         epochs = self.members[0].config.epochs
         for epoch in range(epochs):
             if not self.ids:
                 break
             records = self._epoch(epoch)
             ending = self._stop_reasons(records)
-            if on_epoch is not None:
-                live = {i: r for i, r in records.items() if i not in ending}
-                for member, reason in (on_epoch(live, self) or {}).items():
+            if on_epoch is not None:  # it sees every member of the epoch, even those ending by fit's rules
+                for member, reason in (on_epoch(records, self) or {}).items():
                     ending.setdefault(member, reason)
             self._end(ending)
         self._end({member: f"completed {epochs} epochs" for member in self.ids})
@@ -188,7 +194,7 @@ class PopulationTrainer:
     def _epoch(self, epoch: int) -> dict[int, EpochRecord]:
         started = time.perf_counter()
         lrs = [self.schedules[m](epoch) for m in self.ids]
-        self.optimizer.hyper.lr = torch.tensor(lrs, dtype=torch.float64, device=self.device)
+        self.optimizer.set_lr(torch.tensor(lrs, dtype=torch.float64, device=self.device))
         train = self._train_one_epoch()
         val = self._evaluate(self.val, [self.val_var[m] for m in self.ids])
         seconds = time.perf_counter() - started
@@ -213,13 +219,35 @@ class PopulationTrainer:
         X, y = gather_rows(self.train, order)
         valid = self.train.valid()
         sums = _Sums(K, self.task, self.device)
+        batch = self._same_size_batch if len(set(batch_sizes)) == 1 else self._batch_of(batch_sizes)
         for s in range(max(steps)):
-            rows = slice(s * B, (s + 1) * B)
             active = None if s < min(steps) else torch.tensor(s, device=self.device) < steps_t
-            self._step(X[:, rows], y[:, rows], valid[:, rows], active, sums, first=s == 0)
+            self._step(*batch(X, y, valid, s, B), active, sums, first=s == 0)
             for slot, member in enumerate(self.ids):
                 self.updates[member] += int(s < steps[slot])
         return sums.results(self.task, [self.scales[m] for m in self.ids], [self.train_var[m] for m in self.ids])
+
+    @staticmethod
+    def _same_size_batch(X: Tensor, y: Tensor, valid: Tensor, s: int, B: int) -> tuple[Tensor, Tensor, Tensor]:
+        rows = slice(s * B, (s + 1) * B)  # views: no copy
+        return X[:, rows], y[:, rows], valid[:, rows]
+
+    def _batch_of(self, batch_sizes: list[int]) -> Callable[..., tuple[Tensor, Tensor, Tensor]]:
+        """Batches when members' batch sizes differ: member k's step s takes its rows
+        [s·B_k, (s + 1)·B_k), padded to the largest B; it runs out of batches sooner or later
+        than the others and sits out the remaining steps (the optimizer's ``active``)."""
+        sizes = torch.tensor(batch_sizes, device=self.device).unsqueeze(1)
+        offsets = torch.arange(max(batch_sizes), device=self.device).unsqueeze(0)
+        counts = self.train.counts.unsqueeze(1)
+        members = torch.arange(len(batch_sizes), device=self.device).unsqueeze(1)
+
+        def batch(X: Tensor, y: Tensor, valid: Tensor, s: int, B: int) -> tuple[Tensor, Tensor, Tensor]:
+            index = s * sizes + offsets
+            real = (offsets < sizes) & (index < counts)
+            index = index.clamp(max=X.shape[1] - 1)
+            return X[members, index], y[members, index], real
+
+        return batch
 
     def _step(self, xb: Tensor, yb: Tensor, valid: Tensor, active: Tensor | None, sums: "_Sums", first: bool) -> None:
         self.net.zero_grad()
@@ -296,6 +324,8 @@ class PopulationTrainer:
             self.net.copy_out(row.cpu(), model.net)  # the members' own networks never left the CPU
             self.results[member] = MemberResult(self.members[member].config, self.members[member].splits, model,
                                                 self.histories[member], reason, self.best_epoch[member], self.updates[member], now)
+            if self.on_end is not None:
+                self.on_end(member, self.results[member])
         alive = [slot for slot, member in enumerate(self.ids) if member not in ending]
         dead = len(self.ids) - len(alive)
         self.ids = [self.ids[slot] for slot in alive]
@@ -307,7 +337,7 @@ class PopulationTrainer:
     def _compact(self, index: Tensor) -> None:
         """Drop ended members from every stack, so they stop costing compute."""
         self.net.select(index)
-        self.optimizer.params = self.net.params
+        self.optimizer.params = [self.net.buffer]
         self.optimizer.select(index)
         self.train, self.val = self.train.select(index), self.val.select(index)
         if self.clip is not None:
