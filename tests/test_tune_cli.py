@@ -88,9 +88,10 @@ def _values(study: optuna.Study, numbers: list[int]) -> dict[int, tuple]:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_interrupted_tune_resumes_the_same_study_keeping_every_finished_trial(tmp_path, sig, cli):
-    # Trials long enough (80 epochs) that one is surely mid-epoch when the signal comes.
+    # Trials long enough (80 epochs) that one is surely mid-epoch when the signal comes. One
+    # trial at a time, so exactly one is cut (tests/test_population_tune.py: a population cut).
     out, space = tmp_path / "run", _space(tmp_path, 80)
-    process = _tune("--trials", 5, "--space", space, "--out", out, "--pruner", "none", "--cv", 0, "--json")
+    process = _tune("--trials", 5, "--space", space, "--out", out, "--pruner", "none", "--cv", 0, "--population", "off", "--json")
     finished = _wait_for_finished(out, 2, process, mid_trial=True)
     before = _values(_study(out), finished)
     process.send_signal(sig)

@@ -40,6 +40,7 @@ STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then lay
 @click.option("--overwrite", is_flag=True, help="Replace the earlier run in --out (its study.journal, trials.csv and model/); without it, an --out that holds another run is refused.")
 @click.option("--threads", type=int, default=1, show_default=True, help="torch threads per worker (small models run fastest on one).")
 @click.option("--heartbeat", "heartbeat_interval", type=int, default=10, show_default=True, help="Seconds between heartbeats of a running trial (PostgreSQL storage).")
+@click.option("--population", default="auto", show_default=True, help="Train several trials and their CV folds at once as one batched network: auto (8 trials per population up to 20,000 training rows), off (one trial at a time) or K trials.")
 @click.option("--no-monitor", is_flag=True, help="Do not watch gradients (no immediate pruning on exploding gradients).")
 @report_options
 @output_options
@@ -88,7 +89,7 @@ def spec_from_options(options: dict[str, Any], resume: bool = False):
         max_categories=options["max_categories"], max_memory=options["max_memory"],
         strategy=options["strategy"], pruner=options["pruner"], metric=options["metric"], n_trials=options["n_trials"],
         timeout=options["timeout"], workers=options["workers"], seed=options["seed"], monitor=not options["no_monitor"],
-        cv=_cv(options["cv"]), ensemble=_cv(options["ensemble"]),
+        cv=_cv(options["cv"]), ensemble=_cv(options["ensemble"]), population=_cv(options["population"]),
     )
 
 

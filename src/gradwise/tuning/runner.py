@@ -71,7 +71,8 @@ def load_study(storage: Any, study_name: str, spec: TuneSpec | None = None, work
     probe = optuna.load_study(study_name=study_name, storage=storage)
     spec = spec or read_spec(probe)
     epochs = spec.base_config().epochs
-    study = optuna.load_study(study_name=study_name, storage=storage, sampler=make_sampler(spec.strategy, worker_seed), pruner=make_pruner(spec.pruner, epochs))
+    liar = getattr(spec, "population", "off") != "off"  # trials asked together spread out
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=make_sampler(spec.strategy, worker_seed, constant_liar=liar), pruner=make_pruner(spec.pruner, epochs))
     return study, spec
 
 
@@ -89,6 +90,30 @@ def _take_trial(study: optuna.Study, spec: TuneSpec, journal: Path | None) -> tu
         trial = study.ask()
         trial.set_user_attr(WORKER_ATTR, worker_id())
         return trial, False
+
+
+def _take_trials(study: optuna.Study, spec: TuneSpec, journal: Path | None, n: int, configure: Callable[[optuna.Trial], Any]) -> tuple[list[tuple[optuna.Trial, Any]], bool]:
+    """(trials, done): up to ``n`` new trials within the shared budget, asked under one lock.
+
+    Each is configured (``configure(trial)``, its TrainConfig or the error it raised) right
+    after its ask, as a one-at-a-time trial is: the staged plan reads the budget spent so
+    far, and the trials asked after it must count as started only once it has its stage."""
+    trials: list[tuple[optuna.Trial, Any]] = []
+    with budget_lock(study, journal):
+        counts = count_trials(study)
+        limit = spec.n_trials
+        if limit is not None and (counts.finished >= limit or counts.failed >= FAIL_LIMIT * limit):
+            return [], True
+        while len(trials) < n and (limit is None or counts.finished + counts.running + len(trials) < limit):
+            if spec.strategy == "staged":
+                enqueue_alpha_grid(study, spec)
+            trial = study.ask()
+            trial.set_user_attr(WORKER_ATTR, worker_id())
+            try:
+                trials.append((trial, configure(trial)))
+            except Exception as error:  # noqa: BLE001 - told as FAIL by the population objective
+                trials.append((trial, error))
+    return trials, False
 
 
 def enqueue_alpha_grid(study: optuna.Study, spec: TuneSpec) -> None:
@@ -135,6 +160,24 @@ def run_one(study: optuna.Study, trial: optuna.Trial, objective: Callable[[optun
     return TrialState.COMPLETE
 
 
+def _population_size(spec: TuneSpec, splits: Any) -> int:
+    """Trials per population for this worker (0: one trial at a time); populations get the cores."""
+    from .populations import population_threads, resolve_population
+
+    size = resolve_population(getattr(spec, "population", "off"), len(splits.train))
+    if size:
+        import torch
+
+        torch.set_num_threads(max(torch.get_num_threads(), population_threads(spec.workers)))
+    return size
+
+
+def _population_objective(objective: Any, spec: TuneSpec) -> Any:
+    from .populations import PopulationObjective
+
+    return PopulationObjective(objective, monitor=spec.monitor)
+
+
 def set_threads(threads: int) -> None:
     import torch
 
@@ -161,8 +204,20 @@ def run_worker(
     objective.deadline = deadline
     ran = 0
     fail_stale_trials(study, ownerless_is_stale=ownerless_is_stale)
+    population = _population_size(spec, splits)
     while deadline is None or time.monotonic() < deadline:
         fail_stale_trials(study)
+        if population:  # several trials trained as one batched network (tuning/populations.py)
+            trials, done = _take_trials(study, spec, journal, population, objective.config_for)
+            if done or (not trials and spec.n_trials is None):
+                break
+            if not trials:
+                time.sleep(POLL_SECONDS)
+                continue
+            ran += len(_population_objective(objective, spec).run(study, trials))
+            if on_trial is not None:
+                on_trial(study)
+            continue
         trial, done = _take_trial(study, spec, journal)
         if done:
             break

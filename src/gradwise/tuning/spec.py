@@ -33,6 +33,7 @@ TUNE_PATIENCE = 10
 # and past 20 the estimate's noise no longer shrinks enough to pay for it.
 MAX_ENSEMBLE = 20
 MAX_FOLDS = 20
+MAX_POPULATION = 256  # trials trained together in one batched network (tuning/populations.py)
 _OPTION = {"n_trials": "--trials", "split_seed": "--seed"}
 
 
@@ -59,6 +60,8 @@ class TuneSpecSchema(BaseModel):
         f"'auto', 0 (off) or a number of folds in [2, {MAX_FOLDS}]")
     ensemble: Literal["auto"] | Annotated[int, Field(ge=1, le=MAX_ENSEMBLE)] = rule(
         f"'auto' or a number of networks in [1, {MAX_ENSEMBLE}]")
+    population: Literal["auto", "off"] | Annotated[int, Field(ge=1, le=MAX_POPULATION)] = rule(
+        f"'auto', 'off' or a number of trials per population in [1, {MAX_POPULATION}]")
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,9 @@ class TuneSpec:
     # from different seeds: "auto" (5 below 2,000 rows, where the seed alone moves the test
     # error most; else 1) or k >= 1.
     ensemble: Any = "auto"
+    # Trials trained together as one batched network (tuning/populations.py): "auto",
+    # "off" (one trial at a time) or a number of trials per population.
+    population: Any = "auto"
 
     def __post_init__(self) -> None:
         values = {name: getattr(self, name) for name in TuneSpecSchema.model_fields}

@@ -88,7 +88,8 @@ class Budget:
             started = sum(t.state in _COUNTED and t.number != exclude for t in trials)
             fractions.append(started / self.n_trials)
         if self.timeout:
-            seconds = sum(t.duration.total_seconds() for t in trials if t.state in _FINISHED and t.duration)
+            # A trial trained in a population records its share of the population's time.
+            seconds = sum(t.user_attrs.get("seconds", t.duration.total_seconds() if t.duration else 0.0) for t in trials if t.state in _FINISHED)
             fractions.append(seconds / (self.timeout * max(1, self.workers)))
         return max(fractions)
 
@@ -219,12 +220,15 @@ def make_plan(strategy: str, budget: Budget) -> Callable[[optuna.Trial, SearchSp
     return staged_plan(budget) if strategy == "staged" else joint_plan(budget)
 
 
-def make_sampler(strategy: str, seed: int | None) -> optuna.samplers.BaseSampler:
+def make_sampler(strategy: str, seed: int | None, constant_liar: bool = False) -> optuna.samplers.BaseSampler:
     """TPE for staged and joint (fewer random start-up trials in staged: each stage is small),
-    Optuna's RandomSampler for random."""
+    Optuna's RandomSampler for random. ``constant_liar``: trials asked while others run (a
+    population's batch) are drawn as if the running ones had scored badly, so they spread out."""
     if strategy == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     startup = 5 if strategy == "staged" else 10
+    if constant_liar:
+        return optuna.samplers.TPESampler(n_startup_trials=startup, seed=seed, constant_liar=True)
     return optuna.samplers.TPESampler(n_startup_trials=startup, seed=seed)
 
 

@@ -1,0 +1,251 @@
+"""Trials trained in populations: several Optuna trials, and all their CV folds, in one network.
+
+The worker asks Optuna for up to ``K`` trials at once (ask-and-tell, under the shared
+budget lock; TPE runs with ``constant_liar`` so that trials asked together spread out),
+turns each into its TrainConfig with the same plan as a one-at-a-time trial, and trains
+every (trial, fold) pair as a member of a :class:`~gradwise.training.population.PopulationTrainer`.
+Trials whose configurations change the sequence of operations (depth, batch size, ...)
+go to separate populations; hidden widths within a factor of 2 share one (padded and
+masked), and so do batch sizes within a factor of 2. After every epoch each live trial reports the mean of its folds' validation
+metric to its own Optuna trial; a trial the pruner stops (or that diverges, or that the
+gradient monitor finds exploding, or that the --timeout cuts) ends alone, and its members
+stop costing compute once the population compacts. Every trial is then told to the study
+as an ordinary COMPLETE or PRUNED trial with the same user attributes a one-at-a-time
+trial gets, so resume, workers, retries, trials.csv and importance see no difference.
+
+``--population``: ``off`` (one trial at a time, as before), ``K`` (trials per population)
+or ``auto``, which chooses :data:`AUTO_TRIALS` trials for tables of up to
+:data:`AUTO_MAX_ROWS` training rows and ``off`` above (see :func:`resolve_population`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from ..errors import ConfigError
+from .objective import METRICS, FATAL_FINDINGS, epoch_metric, mean_curve_best
+from .storage import RetryStaleTrial, heartbeat
+
+# Measured with benchmarks/population.py (2-core CPU): on digits (1,257 training rows,
+# 2x64, batch 64) 8 members train 5-13x faster per configuration than gradwise.fit, and
+# with 5 CV folds per trial 8 trials make 40 members. Larger tables are compute-bound
+# sooner, so "auto" leaves them to one trial at a time.
+AUTO_TRIALS = 8
+AUTO_MAX_ROWS = 20_000
+
+
+def resolve_population(value: Any, n_train: int) -> int:
+    """Trials per population: 0 means off (one trial at a time, today's path)."""
+    if value in (None, "auto"):
+        return AUTO_TRIALS if n_train <= AUTO_MAX_ROWS else 0
+    if value == "off":
+        return 0
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--population must be auto, off or a number of trials >= 1; got {value!r}") from None
+    if k < 1:
+        raise ConfigError(f"--population must be auto, off or a number of trials >= 1; got {value!r}")
+    return 0 if k == 1 else k
+
+
+@dataclass
+class TrialRun:
+    """One trial in a population: its folds' member indices, curves and how it ended."""
+
+    trial: optuna.Trial
+    config: Any
+    members: list[int] = field(default_factory=list)
+    prune_reason: str | None = None
+    results: dict[int, Any] = field(default_factory=dict)  # member index -> MemberResult, as they end
+    seconds: float = 0.0  # its share of the population's time: each epoch split among the trials in it
+    state: TrialState | None = None  # set once told
+
+
+def size_bucket(size: Any) -> Any:
+    """Hidden widths (or batch sizes) within a factor of two share a population: padding to the
+    widest wastes under half, and a member with half the batch size takes twice the steps."""
+    return size if isinstance(size, str) else max(0, math.ceil(math.log2(max(int(size), 1))))
+
+
+def group_trials(runs: list[TrialRun], splits_of: list[Any]) -> list[list[TrialRun]]:
+    from ..training.population import population_key
+
+    groups: dict[tuple, list[TrialRun]] = defaultdict(list)
+    for run in runs:
+        groups[(population_key(run.config, splits_of[0]), size_bucket(run.config.hidden), size_bucket(run.config.batch_size))].append(run)
+    return list(groups.values())
+
+
+class PopulationObjective:
+    """Trains a batch of asked trials in populations and tells each one to the study."""
+
+    def __init__(self, objective: Any, monitor: bool) -> None:
+        self.objective = objective
+        self.monitor = monitor
+        self.folds = objective.folds or [objective.splits]
+        self.metric = objective.metric
+        self.maximize = METRICS[self.metric] == "maximize"
+
+    def run(self, study: optuna.Study, trials: list[tuple[optuna.Trial, Any]]) -> list[TrialState]:
+        """Train and tell ``trials`` ((trial, its TrainConfig or the error configuring it raised));
+        returns their final states."""
+        from ..training.population import can_batch
+
+        runs, states = [], []
+        for trial, config in trials:
+            if isinstance(config, Exception):  # a trial's own failure must not end the batch
+                states.append(_fail(study, trial, config))
+            else:
+                runs.append(TrialRun(trial, config))
+        alone = [r for r in runs if can_batch(r.config)]
+        batched = [r for r in runs if not can_batch(r.config)]
+        self.study = study
+        with contextlib.ExitStack() as stack:
+            for run in batched:
+                stack.enter_context(heartbeat(study, run.trial))
+            try:
+                for group in group_trials(batched, self.folds):
+                    self._train(group)
+            except KeyboardInterrupt:
+                for run in batched:
+                    if run.state is None:  # told trials are kept; the cut ones are retried
+                        run.trial.set_user_attr("fail_reason", "interrupted (SIGINT)")
+                        study.tell(run.trial, state=TrialState.FAIL)
+                        RetryStaleTrial()(study, study._storage.get_trial(run.trial._trial_id))
+                raise
+            except Exception as error:  # noqa: BLE001 - a broken population fails its untold trials, not the study
+                for run in batched:
+                    if run.state is None:
+                        run.state = _fail(study, run.trial, error)
+        states += [run.state for run in batched]
+        states += [self._one_at_a_time(study, r) for r in alone]
+        return states
+
+    def _one_at_a_time(self, study: optuna.Study, run: TrialRun) -> TrialState:
+        from .runner import run_one
+
+        return run_one(study, run.trial, self.objective)  # suggests again: Optuna hands back the same values
+
+    # -- training one population --
+
+    def _train(self, group: list[TrialRun]) -> None:
+        from ..training.population import Member, PopulationTrainer
+
+        members = []
+        for run in group:
+            for fold in self.folds:
+                run.members.append(len(members))
+                members.append(Member(run.config, fold))
+        self.owner = {m: run for run in group for m in run.members}
+        trainer = PopulationTrainer(members, monitor=self.monitor)
+        trainer.run(self._on_epoch, self._on_end)
+
+    def _on_end(self, member: int, result: Any) -> None:
+        """Tell a trial as soon as its last fold has ended: the study (and other workers) learn of it now."""
+        run = self.owner[member]
+        run.results[member] = result
+        if len(run.results) == len(run.members):
+            run.trial.set_user_attr("seconds", run.seconds)  # Budget.spent counts this, not the overlapping duration
+            run.state = self._tell(self.study, run)
+
+    def _on_epoch(self, records: dict[int, Any], trainer: Any) -> dict[int, str]:
+        ending: dict[int, str] = {}
+        live = list({id(self.owner[m]): self.owner[m] for m in records}.values())
+        seconds = next(iter(records.values())).seconds if records else 0.0
+        for run in live:
+            run.seconds += seconds / len(live)
+        for run in live:
+            reason = self._judge(run, records, trainer)
+            if reason is not None:
+                run.prune_reason = reason
+                ending.update({m: f"pruned: {reason}" for m in run.members})
+        return ending
+
+    def _judge(self, run: TrialRun, records: dict[int, Any], trainer: Any) -> str | None:
+        """Why this trial ends now (diverging, exploding, pruner, timeout), or None; reports first."""
+        live = [records[m] for m in run.members if m in records]
+        epoch = live[0].epoch
+        for record in live:
+            losses = [record.train_loss] + ([] if record.val_loss is None else [record.val_loss])
+            if not all(math.isfinite(v) for v in losses):
+                return f"diverging_loss: non-finite loss in epoch {epoch}"
+        if trainer.watch is not None and (epoch <= 5 or epoch % 5 == 0):
+            for m in run.members:
+                finding = trainer.watch.fatal(m) if m in records else None
+                if finding in FATAL_FINDINGS:
+                    return f"{finding} diagnosed by the gradient monitor in epoch {epoch}"
+        value = self._mean_value(run, trainer, epoch)
+        if math.isfinite(value):
+            run.trial.report(value, epoch)
+            run.reported = epoch
+            if run.trial.should_prune():
+                return f"pruner: unpromising validation {self.metric} {value:.4g} at epoch {epoch}"
+        deadline = self.objective.deadline
+        if deadline is not None and time.monotonic() >= deadline and _has_complete(run.trial):
+            return f"the --timeout ran out in epoch {epoch} of this trial"
+        return None
+
+    def _mean_value(self, run: TrialRun, trainer: Any, epoch: int) -> float:
+        """The folds' mean validation metric at ``epoch``; a fold that already stopped keeps its last value."""
+        values = []
+        for m in run.members:
+            history = trainer.histories[m]
+            if history:
+                values.append(epoch_metric(history[min(epoch, len(history)) - 1], self.metric))
+        return sum(values) / len(values) if values else math.nan
+
+    # -- telling the study --
+
+    def _tell(self, study: optuna.Study, run: TrialRun) -> TrialState:
+        trial = run.trial
+        if run.prune_reason is not None:
+            trial.set_user_attr("prune_reason", run.prune_reason)
+            study.tell(trial, state=TrialState.PRUNED)
+            return TrialState.PRUNED
+        results = [run.results[m] for m in run.members]
+        curves = [[epoch_metric(r, self.metric) for r in result.history] for result in results]
+        if len(results) == 1:
+            best = results[0].best_record() or results[0].history[-1]
+            value = epoch_metric(best, self.metric)
+            trial.set_user_attr("epochs_run", len(results[0].history))
+            trial.set_user_attr("best_epoch", results[0].best_epoch or len(results[0].history))
+        else:
+            value, epoch = mean_curve_best(curves, self.maximize)
+            trial.set_user_attr("cv_folds", len(results))
+            trial.set_user_attr("fold_values", [c[min(epoch, len(c)) - 1] for c in curves])
+            trial.set_user_attr("fold_epochs_run", [len(c) for c in curves])
+            trial.set_user_attr("best_epoch", epoch)
+            trial.set_user_attr("epochs_run", max(len(c) for c in curves))
+        trial.set_user_attr("stop_reason", results[-1].stop_reason)
+        trial.set_user_attr("population", True)
+        if not math.isfinite(value):
+            trial.set_user_attr("prune_reason", f"diverging_loss: {results[-1].stop_reason}")
+            study.tell(trial, state=TrialState.PRUNED)
+            return TrialState.PRUNED
+        study.tell(trial, value)
+        return TrialState.COMPLETE
+
+
+def _has_complete(trial: optuna.Trial) -> bool:
+    return bool(trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial, error: Exception) -> TrialState:
+    trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
+    study.tell(trial, state=TrialState.FAIL)
+    return TrialState.FAIL
+
+
+def population_threads(workers: int) -> int:
+    """Populations are compute-bound, so they get the cores this worker's share allows."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
