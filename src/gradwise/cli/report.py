@@ -63,8 +63,20 @@ def command(run_dir: Path, storage: str | None, plots: Path | None) -> None:
 
 
 def check_out_dir(out: Path | None) -> None:
-    """Fail before any training when --out names a file."""
-    if out is not None and out.exists() and not out.is_dir():
-        from ..errors import GradwiseError
+    """Fail before any training when --out names a file or holds a report.html or
+    report.json that gradwise did not write."""
+    if out is None:
+        return
+    from ..errors import GradwiseError
+    from ..reporting.document import DOCUMENT_NAME, REPORT_NAME, FORMAT
+    from ..reporting.page import GENERATOR
 
+    if out.exists() and not out.is_dir():
         raise GradwiseError(f"--out '{out}' exists and is a file; give a directory for report.html")
+    from ..files import check_output_dir
+
+    check_output_dir(out)  # not under a regular file, and writable (H9a, issue 9)
+    for name, mark in ((REPORT_NAME, GENERATOR), (DOCUMENT_NAME, f'"format": "{FORMAT}"')):
+        path = out / name
+        if path.is_file() and mark not in path.read_text(errors="replace")[:4096]:
+            raise GradwiseError(f"'{path}' exists and was not written by gradwise; move it away or choose another --out")

@@ -77,7 +77,12 @@ def diagnosis_part(diagnosis: Any) -> dict[str, Any]:
 
 
 def save_document(directory: str | Path, document: dict[str, Any]) -> Path:
-    return atomic_write_json(Path(directory) / DOCUMENT_NAME, document)
+    """Write report.json atomically; a report.json that is not a report document is the
+    user's file and is left alone."""
+    path = Path(directory) / DOCUMENT_NAME
+    if path.exists() and f'"format": "{FORMAT}"' not in path.read_text(errors="replace")[:4096]:
+        raise GradwiseError(f"'{path}' exists and is not a gradwise report document; move it away or choose another --out")
+    return atomic_write_json(path, document)
 
 
 def load_document(run_dir: str | Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from ..errors import GradwiseError
 from ..files import atomic_write_text, jsonable
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -111,6 +112,23 @@ def render_page(title: str, kind: str, sections: list[Section], subtitle: str = 
                            template=Markup(script_json(page_template())))
 
 
+GENERATOR = '<meta name="generator" content="gradwise">'  # marks a page we may replace
+
+
 def write_page(path: str | Path, html: str) -> Path:
-    """Write the page atomically: a reader sees the old report or the new one, never half."""
+    """Write the page atomically: a reader sees the old report or the new one, never half.
+    A file at ``path`` that gradwise did not write is the user's: it is never replaced."""
+    path = Path(path)
+    if path.is_dir():
+        raise GradwiseError(f"'{path}' is a directory; give a file path for the report, such as {path / 'report.html'}")
+    if path.exists() and GENERATOR not in _head(path):
+        raise GradwiseError(f"'{path}' exists and was not written by gradwise; move it away or choose another path")
     return atomic_write_text(path, html)
+
+
+def _head(path: Path) -> str:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return ""
