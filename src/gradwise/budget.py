@@ -21,8 +21,9 @@ estimate, per network, in float32:
 ``members`` multiplies it all, for trainers that train several networks at once.
 
 **Work.** Caps that follow from the machine or from what a number can buy: local tuning
-workers (:func:`max_workers`), networks in an ensemble, cross-validation folds, and the
-length of ``gradwise chain``. Each is named in its option's ``--help``.
+workers (:func:`max_workers`) and the length of ``gradwise chain`` here; networks in an
+ensemble and cross-validation folds in :mod:`gradwise.tuning.spec`. Each is named in its
+option's ``--help``.
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ EVAL_CHUNK = 8192  # rows per forward pass in gradwise.training.metrics.evaluate
 AVAILABLE_SHARE = 0.8
 
 WORKERS_PER_CORE = 2  # more local workers than this only queue for the same cores
-MAX_ENSEMBLE = 20  # each member is one more full fit; past 20 the mean no longer moves
-MAX_FOLDS = 20  # the same for the folds of one trial
-MAX_CHAIN_LAYERS = 10_000  # the product of 10,000 factors is already 0 or inf in float64
-MAX_CHAIN_DEPTH = 1_000  # --depth N builds N chains, N²/2 neurons in all
+# gradwise chain: 1,000 factors w·g'(z) already take the gradient hundreds of orders of
+# magnitude away (to 0 or inf in float64) and print in ~5 s; --depth N builds N chains,
+# N²/2 neurons in all, and 200 takes about as long.
+MAX_CHAIN_LAYERS = 1_000
+MAX_CHAIN_DEPTH = 200
 
 
 class MemoryBudgetError(ConfigError):
