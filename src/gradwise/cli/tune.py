@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..reporting.tables import format_metric, stdout_console
+from ..budget import MAX_ENSEMBLE, MAX_FOLDS, WORKERS_PER_CORE, max_workers
 from ._errors import handle_errors
 from .options import data_options, emit_json, output_options
 from .report import publish, report_options
@@ -18,15 +19,15 @@ STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then lay
 
 @click.command("tune")
 @data_options
-@click.option("--trials", "n_trials", type=int, default=None, help="Finished trials the study should reach (counted over all workers and resumed runs).")
+@click.option("--trials", "n_trials", type=click.IntRange(min=1), default=None, help="Finished trials the study should reach (counted over all workers and resumed runs).")
 @click.option("--timeout", type=float, default=None, help="Seconds of searching for this run; a trial still running then is stopped at the end of its epoch (once the study has one result). Default: 120 when --trials is not given.")
 @click.option("--strategy", type=click.Choice(["staged", "joint", "random"]), default="staged", show_default=True, help=STRATEGY_HELP)
 @click.option("--optimizer", "family", type=click.Choice(["gd", "momentum", "rmsprop", "adam"]), default=None, help="Optimizer family whose space is searched (default: the --space file's, else adam).")
 @click.option("--space", "space_file", type=click.Path(path_type=Path), default=None, help="TOML, JSON or YAML file that narrows, widens, fixes or adds parameters.")
 @click.option("--pruner", type=click.Choice(["hyperband", "halving", "median", "none"]), default="hyperband", show_default=True, help="Stops unpromising trials early from their per-epoch validation metric: Hyperband, successive halving, the median rule, or none.")
 @click.option("--metric", type=click.Choice(["accuracy", "rmse", "r2", "loss"]), default=None, help="Validation metric to optimize. Default: accuracy (classification), rmse (regression).")
-@click.option("--cv", default="auto", show_default=True, help="Score trials by k-fold cross-validation over train+val: auto (5 folds under 2,000 rows), 0 (off) or k.")
-@click.option("--ensemble", default="auto", show_default=True, help="Networks averaged in the final model, each from its own seed: auto (5 under 2,000 rows, else 1) or k.")
+@click.option("--cv", default="auto", show_default=True, help=f"Score trials by k-fold cross-validation over train+val: auto (5 folds under 2,000 rows), 0 (off) or k (at most {MAX_FOLDS}).")
+@click.option("--ensemble", default="auto", show_default=True, help=f"Networks averaged in the final model, each from its own seed: auto (5 under 2,000 rows, else 1) or k (at most {MAX_ENSEMBLE}).")
 @click.option("--epochs", type=int, default=60, show_default=True, help="Most epochs per trial (the pruner's resource).")
 @click.option("--patience", type=int, default=10, show_default=True, help="Early stopping per trial; 0 disables it.")
 @click.option("--activation", default=None, help="Hidden activation for every trial (default relu).")
@@ -35,11 +36,11 @@ STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then lay
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output directory: study journal, trials.csv, model/. Default: runs/tune-<data>.")
 @click.option("--storage", default=None, help="postgresql://user@host/db (or any SQLAlchemy URL) to share the study across machines.")
 @click.option("--study", "study_name", default=None, help="Study name. Default: gradwise-<data>.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Local worker processes (each runs `gradwise worker`).")
+@click.option("--workers", type=click.IntRange(1, max_workers()), default=1, show_default=True, help=f"Local worker processes (each runs `gradwise worker`); at most {WORKERS_PER_CORE} per CPU core ({max_workers()} here), since more only queue for the same cores.")
 @click.option("--resume", is_flag=True, help="Continue the study in --out/--storage; every finished trial is kept.")
 @click.option("--overwrite", is_flag=True, help="Replace the earlier run in --out (its study.journal, trials.csv and model/); without it, an --out that holds another run is refused.")
-@click.option("--threads", type=int, default=1, show_default=True, help="torch threads per worker (small models run fastest on one).")
-@click.option("--heartbeat", "heartbeat_interval", type=int, default=10, show_default=True, help="Seconds between heartbeats of a running trial (PostgreSQL storage).")
+@click.option("--threads", type=click.IntRange(1, 1024), default=1, show_default=True, help="torch threads per worker (small models run fastest on one).")
+@click.option("--heartbeat", "heartbeat_interval", type=click.IntRange(1, 3600), default=10, show_default=True, help="Seconds between heartbeats of a running trial (PostgreSQL storage).")
 @click.option("--population", default="auto", show_default=True, help="Train several trials and their CV folds at once as one batched network: auto (8 trials per population up to 20,000 training rows), off (one trial at a time) or K trials.")
 @click.option("--no-monitor", is_flag=True, help="Do not watch gradients (no immediate pruning on exploding gradients).")
 @report_options
@@ -119,7 +120,10 @@ def render_result(result: Any) -> None:
         share = "-" if row["empirical"] is None else f"{row['empirical']:.3f}"
         table.add_row(row["param"], _short(config.get(row["param"])), row["document"] + ("" if row["searched"] else " (off)"), share)
     console.print(table)
-    if t["complete"] < MIN_IMPORTANCE_TRIALS:
+    basis = next((row.get("basis") for row in data["importance"] if row.get("basis")), None)
+    if basis:
+        console.print(f"empirical importance ({data['importance'][0]['method']}) over the {basis}")
+    elif t["complete"] < MIN_IMPORTANCE_TRIALS:
         console.print(f"empirical importance needs at least {MIN_IMPORTANCE_TRIALS} complete trials (this study has {t['complete']}): give more --trials or --timeout")
     final = data["final"]
     if final:

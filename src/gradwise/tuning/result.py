@@ -169,17 +169,62 @@ def write_trials_csv(study: optuna.Study, path: Path) -> Path:
     return path
 
 
-MIN_IMPORTANCE_TRIALS = 10  # complete trials before any empirical importance is reported
+MIN_IMPORTANCE_TRIALS = 10  # complete trials (or trials at one rung) before any empirical importance is reported
+# With fewer complete trials, importance is measured at a rung once this many trials have
+# finished: a Hyperband study prunes most trials, but each reported its validation metric at
+# the rungs it reached, so the highest epoch that at least MIN_IMPORTANCE_TRIALS of them
+# reached compares them all on the same budget (BOHB's per-budget analysis).
+MIN_RUNG_TRIALS = 20
+
+
+def _configured(trial: Any) -> dict[str, Any] | None:
+    return trial.user_attrs.get("config")
+
+
+def final_values(study: optuna.Study) -> list[tuple[dict[str, Any], float]]:
+    """(config, value) of every complete trial."""
+    return [(_configured(t), t.value) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if _configured(t) and math.isfinite(t.value)]
+
+
+def rung_values(study: optuna.Study) -> tuple[list[tuple[dict[str, Any], float]], int | None]:
+    """(config, value at epoch e) of every finished trial that reached e, for the highest epoch e
+    that at least MIN_IMPORTANCE_TRIALS reached; a complete trial that stopped early (patience)
+    counts with its last value. ([], None) when no epoch has enough."""
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+              if _configured(t) and t.intermediate_values]
+    if len(trials) < MIN_RUNG_TRIALS:
+        return [], None
+    for epoch in sorted({e for t in trials for e in t.intermediate_values}, reverse=True):
+        values = [(_configured(t), v) for t in trials if (v := _value_at(t, epoch)) is not None and math.isfinite(v)]
+        if len(values) >= MIN_IMPORTANCE_TRIALS:
+            return values, epoch
+    return [], None
+
+
+def _value_at(trial: Any, epoch: int) -> float | None:
+    values = trial.intermediate_values
+    if epoch in values:
+        return values[epoch]
+    if trial.state == TrialState.COMPLETE and max(values) < epoch:
+        return values[max(values)]
+    return None
 
 
 def importance_table(study: optuna.Study, space: SearchSpace) -> list[dict[str, Any]]:
-    """Empirical importance of each searched parameter beside the document's tier, largest first."""
+    """Empirical importance of each searched parameter beside the document's tier, largest first.
+
+    Over the complete trials' final values when there are enough of them; else over every
+    finished trial's validation metric at the highest rung enough of them reached (each
+    row's ``basis`` says which)."""
     params = [p for p in space.params.values() if p.kind != "categorical"]
-    rows_of_values = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        config = trial.user_attrs.get("config")
-        if config and math.isfinite(trial.value):
-            rows_of_values.append(({p.name: _clip(p, to_raw_value(p, config.get(p.name, p.default))) for p in params}, trial.value))
+    observed = final_values(study)
+    basis = f"final values of {len(observed)} complete trials"
+    if len(observed) < MIN_IMPORTANCE_TRIALS:
+        at_rung, epoch = rung_values(study)
+        if at_rung:
+            observed, basis = at_rung, f"validation metric at epoch {epoch} of the {len(at_rung)} trials that reached it (complete or pruned)"
+    rows_of_values = [({p.name: _clip(p, to_raw_value(p, config.get(p.name, p.default))) for p in params}, value) for config, value in observed]
     # A parameter that never changed explains nothing; leaving it in would hand it a share.
     # Nor do a handful of trials: fANOVA fitted on 4 points hands out shares that are noise.
     enough = len(rows_of_values) >= MIN_IMPORTANCE_TRIALS
@@ -192,6 +237,7 @@ def importance_table(study: optuna.Study, space: SearchSpace) -> list[dict[str, 
     rows.sort(key=lambda r: -(r["empirical"] or 0.0))
     for row in rows:
         row["method"] = method
+        row["basis"] = basis if method else None
     return rows
 
 

@@ -1,0 +1,79 @@
+"""gradwise tune with populations: ordinary Optuna trials, pruned one by one; importance at a rung."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from gradwise.tuning import TuneSpec, default_space, importance_table
+from gradwise.tuning.populations import resolve_population
+from gradwise.tuning.runner import create_study, load_study, run_worker
+from gradwise.tuning.spec import load_splits
+
+
+def run_study(population, n_trials=8, epochs=6, cv="auto"):
+    spec = TuneSpec(data="builtin:iris", n_trials=n_trials, timeout=None, base={"epochs": epochs, "device": "cpu"},
+                    population=population, cv=cv, seed=0)
+    splits = load_splits(spec)
+    storage = optuna.storages.InMemoryStorage()
+    create_study(spec, storage, "s", splits.task)
+    study, spec = load_study(storage, "s", spec, worker_seed=0)
+    run_worker(study, spec, splits)
+    return study
+
+
+@pytest.fixture(scope="module")
+def population_study():
+    return run_study(4)
+
+
+def test_every_trial_is_an_ordinary_finished_optuna_trial(population_study):
+    trials = population_study.get_trials()
+    assert len(trials) == 8
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    for t in trials:
+        assert "config" in t.user_attrs and t.user_attrs["seconds"] > 0
+        if t.state == TrialState.PRUNED:
+            assert t.user_attrs["prune_reason"]
+        else:  # cross-validated: each fold's value at the chosen epoch, as one-at-a-time trials record
+            assert len(t.user_attrs["fold_values"]) == 5 and math.isfinite(t.value)
+            assert t.intermediate_values  # reported epoch by epoch to its own trial
+    assert trials[0].user_attrs.get("untuned") and trials[0].user_attrs["stage"] == 0
+    assert population_study.sampler._constant_liar  # trials asked together are spread out
+    # The α grid follows the untuned trial, one grid point per trial, as one at a time.
+    assert [t.user_attrs.get("grid") for t in trials[1:5]] == [0, 1, 2, 3]
+
+
+def test_population_off_keeps_the_one_trial_at_a_time_path():
+    study = run_study("off", n_trials=2, epochs=3, cv=0)
+    assert len(study.trials) == 2
+    assert not any(t.user_attrs.get("population") for t in study.trials)
+
+
+def test_auto_batches_small_tables_and_leaves_large_ones_alone():
+    assert resolve_population("auto", 1_257) > 1
+    assert resolve_population("auto", 200_000) == 0
+    assert resolve_population("off", 100) == 0 and resolve_population(16, 100) == 16
+
+
+def test_importance_at_the_highest_rung_when_hyperband_pruned_most_trials():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="minimize")
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        lr, hidden = float(10 ** rng.uniform(-4, -1)), int(rng.integers(8, 512))
+        score = (np.log10(lr) + 2.5) ** 2 + 1e-3 * rng.normal()
+        last = 27 if i < 4 else (9 if i < 16 else 3)  # 4 complete, 12 pruned at epoch 9, 14 at epoch 3
+        values = {e: score + 1.0 / e for e in range(1, last + 1)}
+        state = TrialState.COMPLETE if i < 4 else TrialState.PRUNED
+        study.add_trial(optuna.trial.create_trial(state=state, value=score if i < 4 else None, params={}, distributions={},
+                                                  intermediate_values=values,
+                                                  user_attrs={"config": {"lr": lr, "hidden": hidden, "batch_size": 64, "layers": 2}}))
+    rows = importance_table(study, default_space("adam"))
+    by_name = {row["param"]: row for row in rows}
+    assert by_name["lr"]["empirical"] > by_name["hidden"]["empirical"]
+    assert "epoch 9 of the 16 trials" in by_name["lr"]["basis"]
