@@ -21,9 +21,8 @@ estimate, per network, in float32:
 ``members`` multiplies it all, for trainers that train several networks at once.
 
 **Work.** Caps that follow from the machine or from what a number can buy: local tuning
-workers (:func:`max_workers`) and the length of ``gradwise chain`` here; networks in an
-ensemble and cross-validation folds in :mod:`gradwise.tuning.spec`. Each is named in its
-option's ``--help``.
+workers (:func:`max_workers`), networks in a tuned model's ensemble, cross-validation
+folds, and the length of ``gradwise chain``. Each is named in its option's ``--help``.
 """
 
 from __future__ import annotations
@@ -45,6 +44,10 @@ EVAL_CHUNK = 8192  # rows per forward pass in gradwise.training.metrics.evaluate
 AVAILABLE_SHARE = 0.8
 
 WORKERS_PER_CORE = 2  # more local workers than this only queue for the same cores
+# At most this many networks in a tuned model's ensemble, or folds per trial: each costs a
+# full fit, and past 20 the estimate's noise no longer shrinks enough to pay for it.
+MAX_ENSEMBLE = 20
+MAX_FOLDS = 20
 # gradwise chain: 1,000 factors w·g'(z) already take the gradient hundreds of orders of
 # magnitude away (to 0 or inf in float64) and print in ~5 s; --depth N builds N chains,
 # N²/2 neurons in all, and 200 takes about as long.

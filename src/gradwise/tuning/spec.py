@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 import optuna
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from ..budget import MAX_ENSEMBLE, MAX_FOLDS
 from ..config import MAX_SEED, TrainConfig
 from ..errors import ConfigError
 from ..validation import option_name, rule, validated
@@ -29,10 +30,6 @@ TUNE_EPOCHS = 60
 TUNE_PATIENCE = 10
 
 
-# At most this many networks in the final model, or folds per trial: each costs a full fit,
-# and past 20 the estimate's noise no longer shrinks enough to pay for it.
-MAX_ENSEMBLE = 20
-MAX_FOLDS = 20
 MAX_POPULATION = 256  # trials trained together in one batched network (tuning/populations.py)
 _OPTION = {"n_trials": "--trials", "split_seed": "--seed"}
 
