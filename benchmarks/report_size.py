@@ -36,7 +36,7 @@ def synthetic_study(n_trials: int = 200, seed: int = 0) -> optuna.Study:
     stages more; pruned trials stop early with a reason; per-epoch accuracy curves."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = random.Random(seed)
-    study = optuna.create_study(direction="maximize", study_name="synthetic-200")
+    study = optuna.create_study(direction="maximize", study_name=f"synthetic-{n_trials}")
     distributions = {
         "lr": optuna.distributions.FloatDistribution(1e-4, 1.0, log=True),
         "hidden": optuna.distributions.IntDistribution(8, 512, log=True),

@@ -59,9 +59,10 @@ def train_run(directory: Path, data: str, **config) -> Path:
 
 
 def diagnose_run(directory: Path) -> Path:
-    """A deep sigmoid network with N(0, 1) weights, observed every step: vanishing gradients."""
+    """A deep sigmoid network with N(0, 1) weights, observed every step: vanishing
+    gradients and saturated units (the README's `gradwise diagnose` example)."""
     splits = gradwise.split_table(gradwise.load_table("builtin:iris"), seed=0)
-    config = gradwise.TrainConfig(epochs=4, layers=5, hidden=8, activation="sigmoid", init="normal")
+    config = gradwise.TrainConfig(epochs=4, layers=10, hidden=16, activation="sigmoid", init="normal")
     monitor = gradwise.GradientMonitor(every=1)
     result = gradwise.fit(config, splits, callbacks=[monitor])
     save_run(directory, diagnose_document(result, splits, "builtin:iris", monitor, monitor.diagnose(config)))

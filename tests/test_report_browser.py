@@ -20,6 +20,8 @@ import pytest
 from test_report import EVIL, benchmark_module, diagnose_run, evil_table, train_run
 
 VIEWPORT = {"width": 1200, "height": 860}
+# The section each kind's screenshot shows (scrolled to the top of the window).
+MAIN_SECTION = {"train": "Run", "diagnose": "Gradient flow", "compare": "Optimizers side by side", "tune": "Tuning"}
 PLOTS_DRAWN = "() => [...document.querySelectorAll('.plot')].every(p => p.querySelector('svg.main-svg'))"
 
 
@@ -59,7 +61,7 @@ class Visit:
         self.page = None
 
 
-def visit(browser, report: Path, screenshot: Path) -> Visit:
+def visit(browser, report: Path, screenshot: Path, section: str) -> Visit:
     seen = Visit()
     context = browser.new_context(viewport=VIEWPORT)
     # Any request that is not for the file itself is recorded and refused.
@@ -71,6 +73,7 @@ def visit(browser, report: Path, screenshot: Path) -> Visit:
     page.on("dialog", lambda dialog: (seen.dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(report.resolve().as_uri())
     page.wait_for_function(PLOTS_DRAWN, timeout=30_000)
+    page.evaluate("title => [...document.querySelectorAll('h2')].find(h => h.textContent === title).scrollIntoView()", section)
     page.wait_for_timeout(300)  # let plotly finish its last redraw before the picture
     page.screenshot(path=str(screenshot))
     seen.page = page
@@ -96,7 +99,7 @@ def keep(screenshot: Path, kind: str) -> None:
 
     Path(target).mkdir(parents=True, exist_ok=True)
     with Image.open(screenshot) as image:
-        image.convert("RGB").quantize(colors=64).save(Path(target) / f"report-{kind}.png", optimize=True)
+        image.convert("RGB").quantize(colors=128).save(Path(target) / f"report-{kind}.png", optimize=True)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +108,7 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("reports")
     made = {
         "train": train_run(root / "train", str(evil_table(root))),
-        "diagnose": diagnose_run(root / "diagnose"),
+        "diagnose": diagnose_run(root / "diagnose"),  # with findings
         "compare": compare_run(root / "compare"),
         "tune": tune_run(root / "tune"),
     }
@@ -142,7 +145,7 @@ def visits(browser, reports, tmp_path_factory):
 
     def open_kind(kind: str) -> tuple[Visit, Path]:
         if kind not in opened:
-            opened[kind] = (visit(browser, reports[kind], shots / f"{kind}.png"), shots / f"{kind}.png")
+            opened[kind] = (visit(browser, reports[kind], shots / f"{kind}.png", MAIN_SECTION[kind]), shots / f"{kind}.png")
         return opened[kind]
 
     yield open_kind

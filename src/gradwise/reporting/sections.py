@@ -95,7 +95,9 @@ def tune_section(document: dict[str, Any], study: Any) -> Section | None:
     tables = [trials_table(study), importance_table(result.get("importance") or [])]
     if best.get("config"):
         tables.append(TableBlock(f"Best configuration (trial {best.get('trial')})", ["option", "value"], [[k, v] for k, v in best["config"].items()]))
-    intro = f"study {result.get('study', '')}: best validation {result.get('metric')} {best.get('value')} (trial {best.get('trial')})"
+    value = best.get("value")
+    shown = f"{value:.4g}" if isinstance(value, float) else "-"
+    intro = f"study {result.get('study', '')}: best validation {result.get('metric')} {shown} (trial {best.get('trial')})"
     return Section("Tuning", intro, tune_figures(study, result), tables)
 
 

@@ -46,9 +46,11 @@ def history_figure(study: optuna.Study, metric: str) -> Figure:
         figure = optuna.visualization.plot_optimization_history(study, target_name=f"validation {metric}")
     labelled: set[int] = set()
     for stage, first, last in stage_spans(study.get_trials(deepcopy=False)):
-        figure.add_vrect(x0=first - 0.5, x1=last + 0.5, fillcolor=STAGE_COLOURS.get(stage, "rgba(0,0,0,0.05)"), line_width=0, layer="below",
-                         annotation_text=STAGES.get(stage, f"stage {stage}") if stage not in labelled else None, annotation_position="top left")
-        labelled.add(stage)
+        figure.add_vrect(x0=first - 0.5, x1=last + 0.5, fillcolor=STAGE_COLOURS.get(stage, "rgba(0,0,0,0.05)"), line_width=0, layer="below")
+        if stage not in labelled:  # one label per stage, one line each, so short stages' labels do not overlap
+            figure.add_annotation(text=STAGES.get(stage, f"stage {stage}"), x=first - 0.5, xanchor="left", yref="paper",
+                                  y=1.0 - 0.07 * len(labelled), yanchor="top", showarrow=False, font={"size": 10})
+            labelled.add(stage)
     return Figure("tune_history", _styled(figure, "Optimization history"), "Each completed trial's validation value and the best so far. "
                   "Shaded: the staged search's stages, α alone first, then the medium tier around it, then the low tier.")
 
