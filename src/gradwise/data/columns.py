@@ -25,6 +25,7 @@ from pandas.api import types as ptypes
 NUMERIC_SHARE = 0.5
 DATE_SHARE = 0.95  # share of sampled non-empty strings that must parse as dates
 DATE_SAMPLE = 500  # strings looked at to decide; parsing every row happens once, later
+KIND_SAMPLE = 20_000  # values looked at to tell numbers-with-typos from strings
 ID_SHARE = 0.95  # distinct share of non-empty values above which a string column is an ID
 ID_MIN_ROWS = 20  # below this many rows nothing is called an ID (every small column is distinct)
 _DIGIT = re.compile(r"\d")
@@ -34,11 +35,18 @@ def is_categorical(column: pd.Series) -> bool:
     """String-like columns that are not mostly numbers (and not dates) are categorical."""
     if ptypes.is_bool_dtype(column) or ptypes.is_numeric_dtype(column) or ptypes.is_datetime64_any_dtype(column):
         return False
-    values = column.dropna()
+    values = _evenly(column.dropna(), KIND_SAMPLE)
     if len(values) == 0:
         return False
     parsed = pd.to_numeric(values, errors="coerce")
     return parsed.notna().mean() < NUMERIC_SHARE
+
+
+def _evenly(values: pd.Series, most: int) -> pd.Series:
+    """At most ``most`` values at evenly spaced positions: the same rows on every call."""
+    if len(values) <= most:
+        return values
+    return values.iloc[np.linspace(0, len(values) - 1, most).astype(int)]
 
 
 def guess_date_format(values: pd.Series) -> str | None:
@@ -65,7 +73,7 @@ def looks_like_dates(column: pd.Series) -> bool:
     values = column.dropna()
     if len(values) == 0:
         return False
-    sample = values.iloc[np.linspace(0, len(values) - 1, min(DATE_SAMPLE, len(values))).astype(int)].astype(str)
+    sample = _evenly(values, DATE_SAMPLE).astype(str)
     if sample.map(lambda text: bool(_DIGIT.search(text))).mean() < DATE_SHARE:
         return False  # 'May' or 'Monday' alone are labels, not dates
     return parse_dates(sample, guess_date_format(sample)).notna().mean() >= DATE_SHARE
