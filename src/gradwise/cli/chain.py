@@ -8,6 +8,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..budget import MAX_CHAIN_DEPTH, MAX_CHAIN_LAYERS
 from ..diagnosis.chain import ACTIVATIONS, SCENARIOS, depth_scaling, normal_weights, run_chain, scenario
 from ..errors import ConfigError
 from ._errors import handle_errors
@@ -31,6 +32,8 @@ def chain_parameters(options: dict[str, Any]) -> tuple[list[float], list[float]]
     layers = options["layers"] if weights is None else len(weights)
     if layers < 1:
         raise ConfigError(f"--layers must be a positive integer, got {layers}")
+    if layers > MAX_CHAIN_LAYERS:
+        raise ConfigError(f"--weights gives {layers:,} layers; a chain has at most {MAX_CHAIN_LAYERS:,}")
     if options["scenario"]:
         if options["weights"] or options["biases"]:
             raise ConfigError("--scenario sets the weights and biases itself; drop --weights/--biases or --scenario")
@@ -69,10 +72,10 @@ def depth_table(rows: list[dict], scenario_name: str) -> Table:
 @click.option("--weights", default=None, help="Comma-separated w_1..w_L (default: drawn from N(0, 1)).")
 @click.option("--biases", default=None, help="Comma-separated b_1..b_L (default: zeros).")
 @click.option("--activation", type=click.Choice(list(ACTIVATIONS)), default="sigmoid", show_default=True)
-@click.option("--layers", type=int, default=4, show_default=True, help="Chain length when --weights is not given.")
+@click.option("--layers", type=click.IntRange(1, MAX_CHAIN_LAYERS), default=4, show_default=True, help=f"Chain length when --weights is not given (at most {MAX_CHAIN_LAYERS:,}: by then the product of the factors is far outside float64's range).")
 @click.option("--y", "y", type=float, default=1.0, show_default=True, help="Target of the cost J = 0.5 (a_L - y)^2.")
 @click.option("--scenario", type=click.Choice(SCENARIOS), default=None, help="vanishing: N(0, 1) weights; exploding: w = 100, biases so every z = 0.")
-@click.option("--depth", type=int, default=None, help="Also show |dJ/dw1| for chains of depth 1..N built the same way.")
+@click.option("--depth", type=click.IntRange(1, MAX_CHAIN_DEPTH), default=None, help=f"Also show |dJ/dw1| for chains of depth 1..N built the same way (N at most {MAX_CHAIN_DEPTH}).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the N(0, 1) weights.")
 @click.option("--json", "as_json", is_flag=True, help="Print the same numbers as one JSON document.")
 @handle_errors

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import click
 import torch
 
-from ..config import ACTIVATIONS, DEVICES, INITS, NORMALIZERS, TrainConfig
+from ..config import ACTIVATIONS, DEVICES, INITS, MAX_SEED, NORMALIZERS, TrainConfig
 from ..data import DEFAULT_SOURCE, MAX_CATEGORIES, Splits, load_table, split_table
 from ..files import jsonable
 
@@ -34,7 +34,7 @@ data_options = _stack(
     click.option("--target", default=None, help="Target column (comma-separated for several regression targets). Default: the last column."),
     click.option("--task", type=click.Choice(["classification", "regression"]), default=None, help="Force the task instead of inferring it from the target."),
     click.option("--split", default="0.7,0.15,0.15", show_default=True, help="Train,validation,test fractions (stratified for classification)."),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed for the split, the initial weights and the batch order."),
+    click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help="Seed for the split, the initial weights and the batch order."),
     click.option("--missing", type=click.Choice(["impute", "drop", "error"]), default=None, help="Gaps in features: impute (median plus a <col>_missing column; a string gap is its own category), drop the rows, or error. Rows without a target are always dropped, except with error.  [default: impute]"),
     click.option("--drop-invalid", is_flag=True, help="Same as --missing drop: drop rows with missing, infinite or non-numeric values."),
     click.option("--keep-columns", default=None, help="Comma-separated columns to use even though they look like IDs (left out by default, with a note)."),
