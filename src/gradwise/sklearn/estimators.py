@@ -238,7 +238,8 @@ class _GradwiseEstimator(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
-        tags.input_tags.categorical = True  # DataFrame string columns are one-hot encoded
+        # Not input_tags.categorical: that tag means integer-coded categories, which these
+        # estimators read as numbers; string columns of a DataFrame are what they encode.
         return tags
 
 
