@@ -1,4 +1,14 @@
-"""Bad input: one clear line on stderr, exit code 2, no traceback, no output left behind."""
+"""Bad input: one clear line on stderr, exit code 2, no traceback, nothing written or changed.
+
+Table-driven: each command has a table of cases, ``name -> (args(tmp_path), message)``.
+``args`` builds the command's arguments and any input files inside ``tmp_path``; the test
+then snapshots every file under ``tmp_path`` (paths and bytes), runs the command in-process,
+and asserts exit code 2, exactly one ``gradwise: error:`` line holding ``message``, no
+traceback, and a ``tmp_path`` byte-for-byte as it was. To add a case, add a row.
+"""
+
+import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -10,6 +20,26 @@ from gradwise.cli import main
 
 def invoke(*args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def snapshot(root):
+    """Every file and folder under ``root``: relative path -> bytes (None for a folder)."""
+    return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes()) for p in sorted(root.rglob("*"))}
+
+
+def assert_refused(root, args, message):
+    """The contract: exit 2, one line naming the problem, no traceback, ``root`` untouched."""
+    before = snapshot(root)
+    result = invoke(*args)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert len(lines) == 1 and lines[0].startswith("gradwise: error: "), result.stderr
+    assert message in lines[0], lines[0]
+    assert "Traceback" not in result.output
+    after = snapshot(root)
+    assert after.keys() == before.keys(), sorted(set(after) ^ set(before))
+    assert after == before, [k for k in after if after[k] != before[k]]
+    return lines[0]
 
 
 def write(tmp_path, name, content):
@@ -54,20 +84,20 @@ CASES = {
     "unknown builtin": (lambda p: ["--data", "builtin:mnist"], "unknown built-in dataset 'mnist'"),
     "bad activation": (lambda p: ["--activation", "swish"], "'swish' is not one of"),
     "not a number": (lambda p: ["--lr", "fast"], "'fast' is not a valid float"),
+    # Outputs and diverged runs of issue 9 (H9a): refused before training, or with nothing saved.
+    "out is a file": (lambda p: ["--out", write(p, "file.txt", "keep me")], "exists and is a file"),
+    "out under a file": (lambda p: ["--out", write(p, "file.txt", "keep me") / "model"], "file.txt' is a file, not a directory"),
+    "out holds a bundle": (lambda p: ["--out", _fake_run(p, "gradwise.json", "model.safetensors")], "already holds a run (gradwise.json, model.safetensors); pass --overwrite"),
+    "out holds a tuning run": (lambda p: ["--out", _fake_run(p, "study.journal", "trials.csv")], "already holds a run (study.journal, trials.csv)"),
+    "diverged run": (lambda p: ["--data", "builtin:iris", "--optimizer", "gd", "--lr", "1e6", "--init", "normal", "--epochs", "3"], "training diverged (non-finite loss (NaN or inf) in epoch 1): no model was saved to"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_train_bad_input_is_one_line_exit_2_and_no_output(tmp_path, case):
     make_args, message = CASES[case]
-    out = tmp_path / "model"
-    result = invoke("train", *make_args(tmp_path), "--epochs" if case != "zero epochs" else "--seed", "1", "--out", out)
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gradwise: error: "), result.stderr
-    assert message in lines[0]
-    assert "Traceback" not in result.output
-    assert not out.exists()
+    # The case's own options come last, so they win over these defaults (click keeps the last).
+    assert_refused(tmp_path, ["train", "--epochs", "1", "--out", tmp_path / "model", *make_args(tmp_path)], message)
 
 
 def test_predict_bad_inputs(tmp_path):
@@ -121,3 +151,190 @@ def test_predict_on_gaps_imputes_or_names_the_fix_that_exists(tmp_path):
     assert result.exit_code == 2 and len(lines) == 1 and not out.exists()
     assert "column 'x' has 1 missing values (first at row 1); this model was trained to refuse gaps; fill them in" in lines[0]
     assert "--drop-invalid" not in lines[0]
+
+
+# -- outputs, leftovers and bundles (issue 9, H9a) ------------------------------------------
+def _fake_run(p, *names):
+    """A directory holding the named files of an earlier run (only their names matter)."""
+    run = p / "run"
+    run.mkdir(exist_ok=True)
+    for name in names:
+        write(run, name, "earlier run")
+    return run
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """One small trained iris bundle; each case works on its own copy."""
+    out = tmp_path_factory.mktemp("bundle") / "m"
+    result = invoke("train", "--data", "builtin:iris", "--epochs", "1", "--hidden", "8", "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _copy(p, source, edit=None, weights=None, text=None):
+    """A copy of ``source`` in ``p/m``: its gradwise.json passed through ``edit`` (or replaced
+    by ``text``), its weights through ``weights``."""
+    from safetensors.torch import load_file, save_file
+
+    target = p / "m"
+    shutil.copytree(source, target)
+    if text is not None:
+        (target / "gradwise.json").write_text(text)
+    if edit is not None:
+        meta = json.loads((target / "gradwise.json").read_text())
+        changed = edit(meta)
+        (target / "gradwise.json").write_text(json.dumps(meta if changed is None else changed))
+    if weights is not None:
+        tensors = load_file(target / "model.safetensors")
+        weights(tensors)
+        save_file(tensors, target / "model.safetensors")
+    return target
+
+
+def _iris_csv(p, name="iris.csv"):
+    from sklearn.datasets import load_iris
+
+    path = p / name
+    load_iris(as_frame=True).frame.rename(columns={"target": "target_code"}).to_csv(path, index=False)
+    return path
+
+
+def _nan_weights(tensors):
+    name = next(k for k in tensors if k.startswith("net.") and k.endswith("weight"))
+    tensors[name][0, 0] = float("nan")
+
+
+def _predict(edit=None, weights=None, text=None):
+    return lambda p, m: ["--model", _copy(p, m, edit, weights, text), "--data", "builtin:iris", "--out", p / "p.csv"]
+
+
+# name -> (args(tmp_path, bundle), message)
+PREDICT_CASES = {
+    "no bundle": (lambda p, m: ["--model", p / "none", "--data", "builtin:iris", "--out", p / "p.csv"], "is not a gradwise model bundle"),
+    "out is the input table": (lambda p, m: ["--model", m, "--data", (t := _iris_csv(p)), "--out", t], "is the --data table itself"),
+    "out is the input table, --overwrite": (lambda p, m: ["--model", m, "--data", (t := _iris_csv(p)), "--out", t, "--overwrite"], "is the --data table itself"),
+    "out is the input through another path": (lambda p, m: ["--model", m, "--data", _iris_csv(p), "--out", p / "." / "iris.csv", "--overwrite"], "is the --data table itself"),
+    "out exists": (lambda p, m: ["--model", m, "--data", "builtin:iris", "--out", write(p, "p.csv", "mine\n")], "already exists; pass --overwrite"),
+    "out is a directory": (lambda p, m: ["--model", m, "--data", "builtin:iris", "--out", m], "is a directory"),
+    "out under a file": (lambda p, m: ["--model", m, "--data", "builtin:iris", "--out", write(p, "f.txt", "x") / "p.csv"], "f.txt' is a file, not a directory"),
+    "out not csv": (lambda p, m: ["--model", m, "--data", "builtin:iris", "--out", p / "p.txt"], "--out must be a .csv file"),
+    "missing column": (lambda p, m: ["--model", m, "--data", _table(p, a=GOOD_X), "--out", p / "p.csv"], "is missing from the table"),
+    # Bundles edited into an inconsistent state: refused with one line, never a traceback.
+    "bundle: bad json": (_predict(text="{oops"), "is damaged: Expecting property name"),
+    "bundle: not an object": (_predict(lambda meta: [1]), "gradwise.json holds a list, not an object"),
+    "bundle: missing key": (_predict(lambda meta: meta.pop("model") and None), "field 'model': field required"),
+    "bundle: wrong type": (_predict(lambda meta: meta["model"].update(n_features="four")), "field 'model.n_features': input should be a valid integer (got 'four')"),
+    "bundle: config not a table": (_predict(lambda meta: meta.update(config=[1])), "field 'config': input should be a valid dictionary"),
+    "bundle: members not a number": (_predict(lambda meta: meta["model"].update(members="x")), "field 'model.members'"),
+    "bundle: outputs vs classes": (_predict(lambda meta: meta["model"]["target"].update(classes=["a", "b"])), "model.n_outputs is 3 but the target has 2 classes"),
+    "bundle: no target names": (_predict(lambda meta: meta["model"]["target"].update(names=[])), "field 'model.target.names'"),
+    "bundle: task mismatch": (_predict(lambda meta: meta["model"]["target"].update(task="regression")), "model.task is 'classification' but model.target.task is 'regression'"),
+    "bundle: repeated column": (_predict(lambda meta: meta["model"]["encoder"]["columns"].append(meta["model"]["encoder"]["columns"][0])), "model.encoder.columns must be a list of distinct column names"),
+    "bundle: wrong shapes": (_predict(lambda meta: meta["config"].update(hidden=9)), "is damaged: Error(s) in loading state_dict"),
+    "bundle: huge width": (_predict(lambda meta: meta["model"].update(n_features=9_000_000)), "describes a network of"),
+    "bundle: bad config value": (_predict(lambda meta: meta["config"].update(activation="swish")), "is damaged: --activation must be one of"),
+    "bundle: diverged weights": (_predict(weights=_nan_weights), "is diverged (its weights hold NaN or inf values"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PREDICT_CASES))
+def test_predict_bad_input_is_one_line_exit_2_and_changes_nothing(tmp_path, bundle, case):
+    make_args, message = PREDICT_CASES[case]
+    assert_refused(tmp_path, ["predict", *make_args(tmp_path, bundle)], message)
+
+
+def test_predict_into_its_own_input_leaves_the_table_byte_for_byte(tmp_path, bundle):
+    table = _iris_csv(tmp_path)
+    before = table.read_bytes()
+    for extra in ([], ["--overwrite"]):
+        assert invoke("predict", "--model", bundle, "--data", table, "--out", table, *extra).exit_code == 2
+    assert table.read_bytes() == before
+
+
+def test_predict_overwrite_replaces_an_existing_file(tmp_path, bundle):
+    out = write(tmp_path, "p.csv", "old\n")
+    assert invoke("predict", "--model", bundle, "--data", "builtin:iris", "--out", out, "--overwrite").exit_code == 0
+    assert out.read_text().startswith("target")
+
+
+def _used_tune_out(p, data="builtin:iris"):
+    """--out of an earlier tune: its journal (study gradwise-<data>), trials.csv and model/."""
+    from gradwise.tuning import TuneSpec, open_storage
+    from gradwise.tuning.runner import create_study
+
+    out = p / "tuned"
+    spec = TuneSpec(data=data, n_trials=2, timeout=None)
+    create_study(spec, open_storage(None, out), "gradwise-" + data.split(":")[1], "classification")
+    write(out, "trials.csv", "number,value\n0,0.9\n")
+    (out / "model").mkdir()
+    write(out / "model", "gradwise.json", "{}")
+    return out
+
+
+TUNE = ["tune", "--data", "builtin:iris", "--trials", "2", "--epochs", "2", "--cv", "0", "--ensemble", "1"]
+
+# name -> (args(tmp_path), message); TUNE's options come first, so a case's own win.
+TUNE_CASES = {
+    "bad activation": (lambda p: ["--out", p / "out", "--activation", "swish"], "--activation must be one of"),
+    "bad fixed value in the space file": (lambda p: ["--out", p / "out", "--space", write(p, "s.toml", '[fixed]\nactivation = "swish"\n')], "swish"),
+    "more folds than rows": (lambda p: ["--out", p / "out", "--data", _table(p, x=GOOD_X, y=[0, 1] * 6), "--cv", "15"], "more folds than the"),
+    "resume with nothing to resume": (lambda p: ["--out", p / "out", "--resume"], "--resume: there is no study 'gradwise-iris'"),
+    "out under a file": (lambda p: ["--out", write(p, "f.txt", "x") / "out"], "f.txt' is a file, not a directory"),
+    "out is a file": (lambda p: ["--out", write(p, "f.txt", "x")], "exists and is a file"),
+    "other data into a used out": (lambda p: ["--out", _used_tune_out(p), "--data", "builtin:wine"], "already holds another run (study.journal, trials.csv, model); pass --overwrite"),
+    "same data into a used out": (lambda p: ["--out", _used_tune_out(p)], "study 'gradwise-iris' already exists in"),
+    "out holds a train bundle": (lambda p: ["--out", _fake_run(p, "gradwise.json", "model.safetensors")], "already holds another run (gradwise.json, model.safetensors)"),
+    "storage is not a journal": (lambda p: ["--out", p / "out", "--storage", write(p, "j.json", '{"a": 1}\n')], "is not an Optuna study journal"),
+    "storage is a directory": (lambda p: ["--out", p / "out", "--storage", p], "is a directory, not a file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TUNE_CASES))
+def test_tune_bad_input_is_one_line_exit_2_and_leaves_nothing(tmp_path, case):
+    make_args, message = TUNE_CASES[case]
+    assert_refused(tmp_path, [*TUNE, *make_args(tmp_path)], message)
+
+
+def test_run_files_are_the_names_train_and_tune_write():
+    from gradwise.files import RUN_FILES
+    from gradwise.models.bundle import METADATA, WEIGHTS
+    from gradwise.tuning.result import MODEL_DIR, TRIALS_CSV
+    from gradwise.tuning.storage import JOURNAL_NAME
+
+    assert set(RUN_FILES) == {METADATA, WEIGHTS, JOURNAL_NAME, TRIALS_CSV, MODEL_DIR}
+
+
+WORKER_CASES = {
+    "storage missing": (lambda p: ["--storage", p / "missing.journal", "--study", "s"], "study journal"),
+    "storage not a journal": (lambda p: ["--storage", write(p, "j.json", '{"a": 1}\n'), "--study", "s"], "is not an Optuna study journal"),
+    "storage is a directory": (lambda p: ["--storage", p, "--study", "s"], "is a directory, not a file"),
+    "no such study": (lambda p: ["--storage", _used_tune_out(p) / "study.journal", "--study", "other"], "--study 'other' does not exist in this storage"),
+    "no storage": (lambda p: ["--study", "s"], "Missing option '--storage'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WORKER_CASES))
+def test_worker_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path, monkeypatch, case):
+    monkeypatch.delenv("GRADWISE_STORAGE", raising=False)
+    make_args, message = WORKER_CASES[case]
+    assert_refused(tmp_path, ["worker", *make_args(tmp_path)], message)
+
+
+OTHER_CASES = {
+    "compare: bad optimizer": (lambda p: ["compare", "--optimizers", "foo"], "--optimizers item 'foo'"),
+    "compare: bad batch size": (lambda p: ["compare", "--batch-sizes", "0"], "--batch-size must be 'full' or a positive integer"),
+    "compare: out under a file": (lambda p: ["compare", "--epochs", "1", "--out", write(p, "f.txt", "x") / "out"], "f.txt' is a file, not a directory"),
+    "diagnose: missing data": (lambda p: ["diagnose", "--data", p / "nope.csv"], "does not exist"),
+    "diagnose: bad lr": (lambda p: ["diagnose", "--lr", "-1"], "--lr must be a positive number"),
+    "diagnose: out is a file": (lambda p: ["diagnose", "--out", write(p, "f.txt", "x")], "exists and is a file"),
+    "chain: no layers": (lambda p: ["chain", "--layers", "0"], "--layers must be a positive integer"),
+    "chain: bad weights": (lambda p: ["chain", "--weights", "a,b"], "--weights must be comma-separated numbers"),
+    "chain: bad activation": (lambda p: ["chain", "--activation", "foo"], "'foo' is not one of"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OTHER_CASES))
+def test_other_commands_bad_input_is_one_line_exit_2(tmp_path, case):
+    make_args, message = OTHER_CASES[case]
+    assert_refused(tmp_path, make_args(tmp_path), message)
