@@ -4,6 +4,9 @@ Methods, each run for the same number of seconds on the same split, model and sp
 
 - ``staged``: ``gradwise tune --strategy staged`` (α first, then the medium tier, then the
   low tier; TPE; Hyperband; the untuned defaults as trial 0);
+- ``staged_pop``: the same staged search with ``--population auto``: several trials asked
+  at once (TPE with constant_liar) and trained together as one batched network, on all
+  the cores (the one-at-a-time methods run on one torch thread, their fastest);
 - ``joint``: ``gradwise tune --strategy joint`` (TPE over everything; Hyperband);
 - ``optuna``: plain Optuna as a user would write it: a hand-written ``objective(trial)``
   over the same five parameters and ranges, ``gradwise.fit`` as the model, ``TPESampler``
@@ -19,7 +22,8 @@ accuracy on 86 validation rows moves in 1.2% steps and ties too often to rank se
 For each seed the target is plain Optuna's final best score; the benchmark prints when
 each method first reached it, as a fraction of the budget, and the best score against time.
 
-Run:  python benchmarks/tune_efficiency.py [--budget 15] [--seeds 5] [--datasets diabetes breast_cancer digits]
+Run:  python benchmarks/tune_efficiency.py [--budget 15] [--seeds 5] [--datasets diabetes breast_cancer digits] [--quick]
+(``--quick``: 4 s budgets, one seed, diabetes only: a check that the script runs.)
 
 Both summaries are printed: per seed, when each method reached that seed's plain-Optuna
 final score (an extreme of a noisy search, so it swings from run to run); and when the
@@ -44,7 +48,7 @@ from gradwise.tuning.runner import create_study, load_study, run_worker
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 DATASETS = {"diabetes": "rmse", "breast_cancer": "loss", "digits": "loss"}
 DEFAULT_DATASETS = ("diabetes", "breast_cancer")
-METHODS = ("staged", "joint", "optuna", "random")
+METHODS = ("staged", "staged_pop", "joint", "optuna", "random")
 EPOCHS, PATIENCE = 60, 10
 
 
@@ -88,12 +92,14 @@ def run_plain(method: str, splits, metric: str, seed: int, budget: float) -> opt
     return study
 
 
-def run_gradwise(strategy: str, dataset: str, splits, metric: str, seed: int, budget: float) -> optuna.Study:
-    spec = TuneSpec(data=f"builtin:{dataset}", space=default_space("adam").to_dict(), base={"device": "cpu"}, strategy=strategy, metric=metric, timeout=budget, seed=seed, split_seed=0, cv=0)
+def run_gradwise(method: str, dataset: str, splits, metric: str, seed: int, budget: float) -> optuna.Study:
+    strategy, population = ("staged", "auto") if method == "staged_pop" else (method, "off")
+    spec = TuneSpec(data=f"builtin:{dataset}", space=default_space("adam").to_dict(), base={"device": "cpu"}, strategy=strategy, metric=metric, timeout=budget, seed=seed, split_seed=0, cv=0, population=population)
     storage = optuna.storages.InMemoryStorage()
     create_study(spec, storage, "bench", splits.task)
     study, spec = load_study(storage, "bench", spec, worker_seed=seed)
     run_worker(study, spec, splits, timeout=budget)
+    torch.set_num_threads(1)  # a population run takes all the cores; the next method starts on one again
     return study
 
 
@@ -132,7 +138,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--datasets", nargs="+", default=list(DEFAULT_DATASETS), choices=list(DATASETS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="optuna is always run (it sets the target)")
+    parser.add_argument("--quick", action="store_true", help="4 s budgets, one seed, diabetes: check that the script runs")
     args = parser.parse_args()
+    if args.quick:
+        args.budget, args.seeds, args.datasets = 4.0, 1, ["diabetes"]
     methods = [m for m in METHODS if m in args.methods or m == "optuna"]
     torch.set_num_threads(1)
     warm_up()
@@ -155,23 +164,23 @@ def main() -> None:
 def report(dataset: str, metric: str, curves: dict, budget: float) -> None:
     print(f"\n== {dataset}: best validation {metric} (lower is better) against time, mean over seeds ==")
     checkpoints = [budget * f for f in (0.25, 0.5, 0.75, 1.0)]
-    print(f"{'method':8} {'trials':>6} " + " ".join(f"{f'@{c:.0f}s':>9}" for c in checkpoints))
+    print(f"{'method':10} {'trials':>6} " + " ".join(f"{f'@{c:.0f}s':>9}" for c in checkpoints))
     for method, runs in curves.items():
         row = [statistics.fmean(_finite(best_at(points, c) for points, _ in runs)) for c in checkpoints]
         trials = statistics.fmean(n for _, n in runs)
-        print(f"{method:8} {trials:6.1f} " + " ".join(f"{v:9.4f}" for v in row))
+        print(f"{method:10} {trials:6.1f} " + " ".join(f"{v:9.4f}" for v in row))
     targets = [points[-1][1] if points else math.inf for points, _ in curves["optuna"]]
     print(f"time to reach plain Optuna's final score (per seed), as a fraction of the {budget:g}s budget:")
-    for method in (m for m in ("staged", "joint", "random") if m in curves):
+    for method in (m for m in ("staged", "staged_pop", "joint", "random") if m in curves):
         fractions = [first_reach(points, target) / budget for (points, _), target in zip(curves[method], targets)]
         shown = ", ".join("never" if math.isinf(f) else f"{f:.2f}" for f in fractions)
         median = statistics.median(fractions)
-        print(f"  {method:8} {shown}   median {'never' if math.isinf(median) else f'{median:.2f}'}")
+        print(f"  {method:10} {shown}   median {'never' if math.isinf(median) else f'{median:.2f}'}")
     target = statistics.fmean(targets)
     print(f"time for the mean over seeds to reach the mean of plain Optuna's finals ({target:.4g}), as a fraction of the budget:")
-    for method in (m for m in ("staged", "joint", "random") if m in curves):
+    for method in (m for m in ("staged", "staged_pop", "joint", "random") if m in curves):
         seconds = first_reach(mean_curve([points for points, _ in curves[method]], budget), target)
-        print(f"  {method:8} {'never' if math.isinf(seconds) else f'{seconds / budget:.2f}'}")
+        print(f"  {method:10} {'never' if math.isinf(seconds) else f'{seconds / budget:.2f}'}")
     sys.stdout.flush()
 
 

@@ -129,6 +129,19 @@ def test_members_end_one_by_one_and_the_population_compacts(iris):
     torch.testing.assert_close(torch.tensor([r.val_loss for r in results[3].history]), torch.tensor([r.val_loss for r in solo.history]), **LOSS_TOL)
 
 
+def test_a_member_ended_before_compaction_leaves_the_others_as_fit_trains_them(iris):
+    """One of five ending (below the compaction share) keeps its slot; the others are unaffected."""
+    base = TrainConfig(hidden=8, batch_size=8, epochs=4, patience=None, device="cpu")
+    members = [Member(base.replace(seed=i, lr=0.01 * (i + 1)), iris) for i in range(5)]
+    results = PopulationTrainer(members).run(lambda records, trainer: {1: "pruned"} if 1 in records else {})
+    assert [len(r.history) for r in results] == [4, 1, 4, 4, 4]
+    for member, got in zip(members, results):
+        if member is members[1]:
+            continue
+        want = fit(member.config, member.splits)
+        torch.testing.assert_close(torch.tensor([r.val_loss for r in got.history]), torch.tensor([r.val_loss for r in want.history]), **LOSS_TOL)
+
+
 class LayerNorms:
     """Reference: each Linear layer's mean weight-gradient norm per epoch, from fit's own callbacks."""
 

@@ -119,7 +119,10 @@ class PopulationTrainer:
         self.members = members
         self.task = members[0].splits.task
         self.device = resolve_device(members[0].config.device)
-        self.ids = list(range(len(members)))  # slot -> member index (changes on compaction)
+        # slot -> member index. An ended member keeps its slot (and keeps stepping, its numbers
+        # unused) until the stacks are compacted; ``live`` holds the members still training.
+        self.ids = list(range(len(members)))
+        self.live = set(self.ids)
         self.results: list[MemberResult | None] = [None] * len(members)
         self._build(members)
         self.watch = PopulationWatch(self.net.depth) if monitor else None
@@ -180,7 +183,7 @@ class PopulationTrainer:
         self.on_end = on_end
         epochs = self.members[0].config.epochs
         for epoch in range(epochs):
-            if not self.ids:
+            if not self.live:
                 break
             records = self._epoch(epoch)
             ending = self._stop_reasons(records)
@@ -188,7 +191,7 @@ class PopulationTrainer:
                 for member, reason in (on_epoch(records, self) or {}).items():
                     ending.setdefault(member, reason)
             self._end(ending)
-        self._end({member: f"completed {epochs} epochs" for member in self.ids})
+        self._end({member: f"completed {epochs} epochs" for member in self.ids if member in self.live})
         return [r for r in self.results if r is not None]
 
     def _epoch(self, epoch: int) -> dict[int, EpochRecord]:
@@ -200,12 +203,14 @@ class PopulationTrainer:
         seconds = time.perf_counter() - started
         records = {}
         for slot, member in enumerate(self.ids):
+            if member not in self.live:
+                continue
             (train_loss, train_metrics), (val_loss, val_metrics) = train[slot], val[slot]
             record = EpochRecord(epoch + 1, train_loss, val_loss, train_metrics, val_metrics, lrs[slot], self.updates[member], seconds)
             self.histories[member].append(record)
             records[member] = record
         if self.watch is not None:
-            self.watch.end_epoch(epoch + 1, self.ids, {m: r.train_loss for m, r in records.items()})
+            self.watch.end_epoch(epoch + 1, self.ids, {m: r.train_loss for m, r in records.items()}, self.live)
         return records
 
     def _train_one_epoch(self) -> list[tuple[float, dict[str, float]]]:
@@ -315,7 +320,7 @@ class PopulationTrainer:
             return
         now = time.perf_counter() - self.started
         for member, reason in ending.items():
-            if member not in self.ids:
+            if member not in self.live:
                 continue
             row = self.best_rows.pop(member, None)
             if row is None:
@@ -326,13 +331,12 @@ class PopulationTrainer:
                                                 self.histories[member], reason, self.best_epoch[member], self.updates[member], now)
             if self.on_end is not None:
                 self.on_end(member, self.results[member])
-        alive = [slot for slot, member in enumerate(self.ids) if member not in ending]
+        self.live -= set(ending)
+        alive = [slot for slot, member in enumerate(self.ids) if member in self.live]
         dead = len(self.ids) - len(alive)
-        self.ids = [self.ids[slot] for slot in alive]
-        if alive and dead >= max(1, COMPACT_SHARE * (len(alive) + dead)):
+        if alive and dead >= max(1, COMPACT_SHARE * len(self.ids)):
+            self.ids = [self.ids[slot] for slot in alive]
             self._compact(torch.tensor(alive, dtype=torch.int64, device=self.device))
-        elif not alive:
-            self._compact(torch.zeros(0, dtype=torch.int64, device=self.device))
 
     def _compact(self, index: Tensor) -> None:
         """Drop ended members from every stack, so they stop costing compute."""
