@@ -213,3 +213,18 @@ def test_clone_keeps_parameters_and_drops_the_fit(iris):
     clf = GradwiseClassifier(**QUICK, extra={"bias_correction": True}).fit(X, y)
     copy = clone(clf)
     assert copy.get_params() == clf.get_params() and not hasattr(copy, "model_")
+
+
+def test_bad_input_raises_gradwise_errors_with_scikit_learns_message(iris):
+    X, y = iris
+    clf = GradwiseClassifier(**QUICK).fit(X, y)
+    with pytest.raises(DataError, match="X has 3 features, but GradwiseClassifier is expecting 4"):
+        clf.predict(X[:, :3])
+    with pytest.raises(DataError, match="NaN"):
+        GradwiseClassifier(**QUICK).fit(np.where(X > 7, np.nan, X), y)
+    with pytest.raises(DataError, match="Unknown label type"):
+        GradwiseClassifier(**QUICK).fit(X, X[:, 0] + 0.5)
+    with pytest.raises(gradwise.ConfigError, match="validation_fraction"):
+        GradwiseClassifier(**QUICK, validation_fraction=1.5).fit(X, y)
+    with pytest.raises(gradwise.ConfigError, match="--lr"):
+        GradwiseClassifier(**{**QUICK, "lr": -1.0}).fit(X, y)

@@ -20,7 +20,7 @@ from ..config import TrainConfig
 from ..data import Part, Splits, TargetEncoder
 from ..errors import ConfigError, DataError
 from ..training import fit as train
-from .inputs import dense_float32, encode_table, fit_table_encoder, hold_out, is_table, numeric_encoder, to_float32
+from .inputs import data_errors, dense_float32, encode_table, fit_table_encoder, hold_out, is_table, numeric_encoder, to_float32
 
 CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 # Below this much work per step (rows per batch x hidden units) a second torch thread costs
@@ -193,12 +193,15 @@ class _GradwiseEstimator(BaseEstimator):
         return float(f)
 
     # -- input ----------------------------------------------------------------------------
+    @data_errors
     def _check_fit_input(self, X, y, reset: bool):
         """Validate and encode features; returns (float32 rows, raw y checked for length)."""
         if is_table(X):
             X, y = validate_data(self, X, y, skip_check_array=True, reset=reset)
             y = self._check_y(y)
             check_consistent_length(X, y)
+            if len(X) == 0:
+                raise DataError("X is a DataFrame with 0 rows; fit needs at least one")
             return self._encode_table(X, reset), y
         X, y = validate_data(self, X, y, reset=reset, accept_sparse=SPARSE_FORMATS, dtype=(np.float64, np.float32), **self._y_check_params())
         if reset:
@@ -210,11 +213,12 @@ class _GradwiseEstimator(BaseEstimator):
             self.encoder_, self._table_input = fit_table_encoder(frame), True
         return to_float32(encode_table(self.encoder_, frame))
 
+    @data_errors
     def _check_features(self, X):
         """Features for prediction: float32 rows, or a CSR matrix densified chunk by chunk."""
         check_is_fitted(self)
         if self._table_input:
-            if not is_table(X) and not hasattr(X, "columns"):
+            if not hasattr(X, "columns"):
                 raise DataError(f"{type(self).__name__} was fitted on a DataFrame with string columns {self.encoder_.columns}; pass a DataFrame with those columns")
             validate_data(self, X, skip_check_array=True, reset=False)
             return to_float32(encode_table(self.encoder_, X))
@@ -273,6 +277,7 @@ class GradwiseClassifier(ClassifierMixin, _GradwiseEstimator):
     def _check_y(self, y):
         return column_or_1d(y, warn=True)
 
+    @data_errors
     def _encode_targets(self, y, reset: bool, classes=None) -> np.ndarray:
         check_classification_targets(y)
         if reset:

@@ -8,14 +8,17 @@ encode exactly as ``gradwise train`` does. :func:`fit_table_encoder` and
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 from scipy import sparse
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import train_test_split
 
 from ..data import FeatureEncoder
-from ..errors import DataError
+from ..errors import DataError, GradwiseError
 
 # The training loop keeps the whole table on the device as one dense float32 tensor, so a
 # sparse matrix is densified once for training; past this size it is refused instead.
@@ -84,3 +87,22 @@ def hold_out(n_rows: int, fraction: float, seed: int, labels: np.ndarray | None 
     except ValueError:  # a class with one row, or fewer validation rows than classes
         train, val = train_test_split(rows, test_size=n_val, random_state=seed)
     return np.sort(train), np.sort(val)
+
+
+def data_errors(check):
+    """scikit-learn's input checks raise ValueError; re-raise them as gradwise's DataError.
+
+    DataError is a ValueError too, with the same message, so scikit-learn's estimator
+    checks still recognize it, and gradwise users catch one GradwiseError everywhere.
+    """
+
+    @functools.wraps(check)
+    def wrapper(*args, **kwargs):
+        try:
+            return check(*args, **kwargs)
+        except (NotFittedError, GradwiseError):
+            raise
+        except ValueError as error:
+            raise DataError(str(error)) from None
+
+    return wrapper
