@@ -218,3 +218,9 @@ def test_diagnose_report_of_5000_observed_steps_is_written_in_2_s(tmp_path):
     seconds = _seconds(lambda: write_document_report(document, tmp_path / "diagnose.html"))
     assert seconds <= 2.0
     assert "each column the mean of consecutive observed steps" in (tmp_path / "diagnose.html").read_text()
+
+
+def test_plots_under_a_file_is_refused_before_training(tmp_path):
+    (tmp_path / "file").write_text("")
+    done = invoke("diagnose", "--data", "builtin:iris", "--plots", tmp_path / "file" / "png")
+    assert done.exit_code == 2 and "is a file" in done.output

@@ -12,10 +12,25 @@ import click
 from ._errors import handle_errors
 
 
+def _plots_dir(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """Refuse a --plots directory that cannot be created now, not after training."""
+    from ..errors import GradwiseError
+    from ..files import check_output_dir
+
+    if value is not None:
+        try:
+            check_output_dir(value, "--plots")
+        except GradwiseError as error:
+            raise click.BadParameter(str(error).removeprefix("--plots "), ctx, param) from None
+    return value
+
+
+PLOTS_HELP = "Also write the report's figures as PNG files into this directory (no browser needed)."
+
+
 def report_options(function: Callable) -> Callable:
     """--report/--no-report and --plots DIR, read by :func:`publish`."""
-    function = click.option("--plots", type=click.Path(path_type=Path, file_okay=False), default=None,
-                            help="Also write the report's figures as PNG files into this directory (no browser needed).")(function)
+    function = click.option("--plots", type=click.Path(path_type=Path, file_okay=False), default=None, callback=_plots_dir, help=PLOTS_HELP)(function)
     return click.option("--report/--no-report", "report", default=True, show_default=True,
                         help="Write report.html (one self-contained page; open it in any browser) and report.json into the output directory.")(function)
 
@@ -44,7 +59,7 @@ def publish(out: Path | None, options: dict[str, Any], builder: str, *args: Any,
 @click.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--storage", default=None, help="Where the tuning study lives, when report.json cannot say (a database URL with a password).")
-@click.option("--plots", type=click.Path(path_type=Path, file_okay=False), default=None, help="Also write the figures as PNG files into this directory.")
+@click.option("--plots", type=click.Path(path_type=Path, file_okay=False), default=None, callback=_plots_dir, help=PLOTS_HELP)
 @handle_errors
 def command(run_dir: Path, storage: str | None, plots: Path | None) -> None:
     """Write RUN_DIR/report.html again from what a train, diagnose, compare or tune run saved.
