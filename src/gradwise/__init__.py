@@ -24,6 +24,10 @@ def __getattr__(name: str):
         from . import tuning
 
         return getattr(tuning, name)
+    if name == "report":  # gradwise.report.write(...): plotly and jinja2 load only when asked for
+        import importlib
+
+        return importlib.import_module(".report", __name__)
     raise AttributeError(f"module 'gradwise' has no attribute {name!r}")
 
 __version__ = "0.1.0"

@@ -32,7 +32,11 @@ def diagnose_document(result: Any, splits: Any, source: str, monitor: Any, diagn
 
 def compare_document(comparison: dict[str, Any], splits: Any, source: str) -> dict[str, Any]:
     """``gradwise compare``: every run with its curves (the command's JSON document)."""
-    return new_document("compare", source, compare=comparison, data=data_part(splits, source))
+    data = data_part(splits, source)
+    data["normalize"] = (comparison.get("config") or {}).get("normalize")  # every run's, from the shared base
+    if splits.task == "regression":
+        data["target_normalize"] = data["normalize"]
+    return new_document("compare", source, compare=comparison, data=data)
 
 
 def storage_reference(storage: str | None, out_dir: Path) -> str:
