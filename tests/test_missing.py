@@ -20,10 +20,20 @@ from gradwise import TrainConfig, fit, load_bundle, load_table, save_bundle, spl
 from gradwise.cli import main
 from gradwise.data import DataWarning, FeatureEncoder
 from gradwise.data.categorical import MIN_LEVEL_ROWS, as_levels
-from gradwise.data.loading import Table
+from gradwise.data.loading import Table, read_frame
 from gradwise.data.memory import available_bytes, parse_size
 from gradwise.inference import predict_table
 from gradwise.tuning.folds import make_folds
+
+
+# Children import gradwise's data modules under empty parent packages, without torch:
+# seconds saved per child on a busy machine.
+WITHOUT_TORCH = (
+    "import importlib.util, sys, types\n"
+    "root = importlib.util.find_spec('gradwise').submodule_search_locations[0]\n"
+    "for name, path in (('gradwise', root), ('gradwise.data', root + '/data')):\n"
+    "    sys.modules[name] = types.ModuleType(name); sys.modules[name].__path__ = [path]\n"
+)
 
 
 def _gappy(n=200, seed=0):
@@ -202,14 +212,29 @@ def test_memory_guard_stops_before_encoding_with_one_line_and_writes_nothing(tmp
 
 def test_memory_budget_reads_sizes_and_respects_an_address_space_limit():
     assert parse_size("2G") == 2_000_000_000 and parse_size("1.5GiB") == 1.5 * 2**30 and parse_size("512MB") == 512_000_000
-    # The child imports the memory module alone (empty parent packages), not torch: seconds saved.
     code = (
-        "import importlib.util, resource, sys, types\n"
+        WITHOUT_TORCH + "import resource\n"
         "resource.setrlimit(resource.RLIMIT_AS, (3 << 30, resource.RLIM_INFINITY))\n"
-        "root = importlib.util.find_spec('gradwise').submodule_search_locations[0]\n"
-        "for name, path in (('gradwise', root), ('gradwise.data', root + '/data')):\n"
-        "    sys.modules[name] = types.ModuleType(name); sys.modules[name].__path__ = [path]\n"
         "from gradwise.data.memory import available_bytes; print(available_bytes(), 'torch' in sys.modules)"
     )
     limited, torch_loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert 0 <= int(limited) < 3 << 30 and torch_loaded == "False" and available_bytes() > 0
+
+
+def test_a_file_too_big_to_read_is_refused_before_reading(tmp_path):
+    path = tmp_path / "big.csv"
+    pd.DataFrame({"x": np.arange(200_000.0), "y": np.arange(200_000) % 2}).to_csv(path, index=False)
+    # A child whose address space ends 4 MB past what it uses: a 3 MB CSV needs about 15 MB.
+    code = (
+        WITHOUT_TORCH + "import resource\n"
+        "from gradwise.data.loading import read_frame\n"
+        "from gradwise.data.memory import _address_space_used\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (_address_space_used() + (4 << 20), resource.RLIM_INFINITY))\n"
+        "try:\n"
+        f"    read_frame({str(path)!r})\n"
+        "except Exception as error:\n"
+        "    print(type(error).__name__, error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith("DataError table ") and "reading it needs about" in done.stdout, done.stdout + done.stderr
+    assert read_frame(path)[0].shape == (200_000, 2)  # with the machine's memory it reads

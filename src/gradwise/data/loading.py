@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..errors import DataError
 from .columns import id_like_columns
+from .memory import check_readable
 from .validation import check_features, check_numeric_targets, check_target, infer_task, note, resolve_missing
 
 BUILTINS = {
@@ -126,6 +127,7 @@ def read_frame(source: str | Path) -> tuple[pd.DataFrame, list[str] | None]:
     kind = FORMATS.get(path.suffix.lower())
     if kind is None:
         raise DataError(f"unknown data format '{path.suffix or path.name}'; use .csv, .tsv, .parquet or .npz")
+    check_readable(path, kind)
     frame = _read_file(path, kind)
     if len(frame) == 0 or frame.shape[1] == 0:
         raise DataError(f"table '{path}' is empty: it has {len(frame)} rows and {frame.shape[1]} columns")
