@@ -73,7 +73,9 @@ PARAMETERS = """
     -----
     NumPy arrays, DataFrames and SciPy sparse matrices. A DataFrame with string columns is
     encoded by gradwise's own :class:`~gradwise.FeatureEncoder`, learned on the rows given
-    to ``fit`` (as ``gradwise train`` does); numeric input passes through unchanged. Sparse
+    to ``fit``, gaps and unseen levels included, as ``gradwise train`` encodes them. Numeric
+    input (arrays, all-numeric DataFrames) passes through unchanged and NaN in it is
+    refused, as in most scikit-learn estimators (put a ``SimpleImputer`` in front). Sparse
     input is densified for training (the loop keeps the table as one dense float32 tensor;
     past 2 GiB it is refused with a message) and chunk by chunk for prediction.
     ``sample_weight`` is not supported: the loop averages the loss uniformly over each
