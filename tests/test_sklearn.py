@@ -152,9 +152,11 @@ def test_partial_fit_continues_from_the_current_weights(iris):
     clf = GradwiseClassifier(**{**QUICK, "epochs": 5, "lr": 0.005})
     clf.partial_fit(X[:75], y[:75], classes=[0, 1, 2])
     first = log_loss(y, clf.predict_proba(X))
+    scaling = clf.model_.input_normalizer.data_min_.clone()
     clf.partial_fit(X[75:], y[75:])
     clf.partial_fit(X, y)
     assert clf.n_iter_ == 15
+    assert torch.equal(clf.model_.input_normalizer.data_min_, scaling)  # the weights' scale is kept
     assert log_loss(y, clf.predict_proba(X)) < 0.8 * first  # a restart would be back at `first`
     with pytest.raises(DataError, match="classes"):
         clf.partial_fit(X[:5], np.array([0, 1, 2, 3, 3]))
@@ -228,3 +230,16 @@ def test_bad_input_raises_gradwise_errors_with_scikit_learns_message(iris):
         GradwiseClassifier(**QUICK, validation_fraction=1.5).fit(X, y)
     with pytest.raises(gradwise.ConfigError, match="--lr"):
         GradwiseClassifier(**{**QUICK, "lr": -1.0}).fit(X, y)
+
+
+def test_nothing_else_in_gradwise_imports_the_scikit_learn_layer():
+    from pathlib import Path
+
+    package = Path(gradwise.__file__).parent
+    importers = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "sklearn" not in path.relative_to(package).parts[:1]
+        and any(text in path.read_text() for text in ("gradwise.sklearn", "from ..sklearn", "from .sklearn", "from ...sklearn"))
+    ]
+    assert importers == []
