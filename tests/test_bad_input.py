@@ -328,7 +328,7 @@ OTHER_CASES = {
     "diagnose: missing data": (lambda p: ["diagnose", "--data", p / "nope.csv"], "does not exist"),
     "diagnose: bad lr": (lambda p: ["diagnose", "--lr", "-1"], "--lr must be a positive number"),
     "diagnose: out is a file": (lambda p: ["diagnose", "--out", write(p, "f.txt", "x")], "exists and is a file"),
-    "chain: no layers": (lambda p: ["chain", "--layers", "0"], "--layers must be a positive integer"),
+    "chain: no layers": (lambda p: ["chain", "--layers", "0"], "'--layers'"),
     "chain: bad weights": (lambda p: ["chain", "--weights", "a,b"], "--weights must be comma-separated numbers"),
     "chain: bad activation": (lambda p: ["chain", "--activation", "foo"], "'foo' is not one of"),
 }
