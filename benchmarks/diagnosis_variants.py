@@ -18,6 +18,12 @@ layer by layer, see TANH_AMPLIFIES): they print DISPUTED and are counted apart. 
 
     flock /tmp/bench.lock python benchmarks/diagnosis_variants.py            # everything
     flock /tmp/bench.lock python benchmarks/diagnosis_variants.py --only dead
+    python benchmarks/diagnosis_variants.py --quick     # the model variants of one seed
+
+The "models" group trains models written as a user would (a tanh RNN, LSTM, GRU, deep
+sigmoid and batch-normalized CNNs, post- and pre-norm Transformers, an embedding-and-table
+model with two heads) in a plain loop with the monitor, and applies a first fix by its
+``cure`` (orthogonal recurrent weights, an LSTM, pre-norm, ReLU with He initialization...).
 """
 
 from __future__ import annotations
@@ -249,6 +255,204 @@ def seed_variants() -> list[Variant]:
     return out
 
 
+# ---- models beyond the MLP: recurrent, convolutional, attention, embeddings, branches ----
+
+
+@dataclass
+class ModelVariant:
+    """A model written as a user would, trained in a plain loop with the monitor attached.
+
+    ``build(cures)`` makes the model with the named cures applied (a Fix's ``cure``); the loop
+    applies the cures that live there (clipping, warmup, a rate from a fix's changes)."""
+
+    group: str
+    name: str
+    expect: tuple[str, ...]
+    build: Callable[[frozenset], nn.Module]
+    batches: Callable[[frozenset], list]
+    lr: float
+    steps: int = 30
+
+
+class _Recurrent(nn.Module):
+    def __init__(self, cell: str, recurrent_gain: float | None, cures: frozenset, hidden: int = 16):
+        super().__init__()
+        if "gated_cell" in cures and cell == "rnn":
+            cell, recurrent_gain = "lstm", None  # a new LSTM layer, with PyTorch's initialization
+        self.rnn = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell](4, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, 2)
+        gain = 1.0 if "orthogonal_init" in cures else recurrent_gain
+        if gain is not None:
+            with torch.no_grad():
+                nn.init.orthogonal_(self.rnn.weight_hh_l0, gain=gain)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0][:, -1])
+
+
+class _Transformer(nn.Module):
+    def __init__(self, norm_first: bool, layers: int, cures: frozenset, d: int = 32):
+        super().__init__()
+        self.emb = nn.Embedding(20, d)
+        block = nn.TransformerEncoderLayer(d, 4, 2 * d, dropout=0.0, batch_first=True,
+                                           norm_first=norm_first or "pre_norm" in cures)
+        self.enc = nn.TransformerEncoder(block, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(d, 2)
+
+    def forward(self, tokens):
+        return self.head(self.enc(self.emb(tokens)).mean(dim=1))
+
+
+class _Branched(nn.Module):
+    """An embedding front and a table input, joined, then a main and a small auxiliary head."""
+
+    def __init__(self, act: type, depth: int, cures: frozenset):
+        super().__init__()
+        act = nn.ReLU if {"relu_he", "he_init"} & cures else act
+        self.emb, self.table = nn.Embedding(20, 8), nn.Linear(5, 8)
+        layers = []
+        for _ in range(depth):
+            fc = nn.Linear(16, 16)
+            if act is nn.ReLU:
+                nn.init.kaiming_normal_(fc.weight, nonlinearity="relu")
+                nn.init.zeros_(fc.bias)
+            else:
+                nn.init.normal_(fc.weight)
+            layers += [fc, act()]
+        self.trunk = nn.Sequential(*layers)
+        self.main, self.aux = nn.Linear(16, 2), nn.Linear(16, 1)
+
+    def forward(self, x):
+        tokens, table = x
+        h = self.trunk(torch.cat([self.emb(tokens).mean(dim=1), self.table(table)], dim=1))
+        return self.main(h), self.aux(h)
+
+
+def _cnn(depth: int, act: type, cures: frozenset, batch_norm: bool = False) -> nn.Module:
+    act = nn.ReLU if {"relu_he", "he_init"} & cures else act
+    batch_norm = batch_norm or "batch_norm" in cures
+    mods, channels = [], 1
+    for _ in range(depth):
+        conv = nn.Conv2d(channels, 6, 3, padding=1)
+        if act is nn.ReLU:
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+        mods += [conv] + ([nn.BatchNorm2d(6)] if batch_norm else []) + [act()]
+        channels = 6
+    return nn.Sequential(*mods, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 2))
+
+
+def _sequences(length: int, seed: int = 0):
+    def make(cures: frozenset) -> list:
+        steps = max(2, length // 4) if "shorter_sequence" in cures else length
+        g = torch.Generator().manual_seed(seed)
+        out = []
+        for _ in range(40):
+            x = torch.randn(32, steps, 4, generator=g)
+            out.append((x, (x[:, 0, 0] + x[:, -1, 0] > 0).long()))
+        return out
+    return make
+
+
+def _images(seed: int = 0):
+    def make(cures: frozenset) -> list:
+        g = torch.Generator().manual_seed(seed)
+        out = []
+        for _ in range(30):
+            x = torch.randn(16, 1, 8, 8, generator=g)
+            out.append((x, (x.mean(dim=(1, 2, 3)) > 0).long()))
+        return out
+    return make
+
+
+def _tokens(seed: int = 0, table: bool = False):
+    def make(cures: frozenset) -> list:
+        g = torch.Generator().manual_seed(seed)
+        out = []
+        for _ in range(30):
+            t = torch.randint(0, 20, (32, 10), generator=g)
+            y = ((t < 10).sum(dim=1) > 5).long()
+            out.append(((t, torch.randn(32, 5, generator=g)) if table else t, y))
+        return out
+    return make
+
+
+def model_variants() -> list[ModelVariant]:
+    out = []
+    for seed in (0, 1):
+        out += [
+            ModelVariant("rnn", f"tanh RNN, recurrent 0.3 x orthogonal, T=20, seed {seed}", ("vanishing_gradient",),
+                         lambda c, s=seed: (torch.manual_seed(s), _Recurrent("rnn", 0.3, c))[1], _sequences(20, seed), 1e-2),
+            ModelVariant("rnn", f"tanh RNN, recurrent 3 x orthogonal, T=20, seed {seed}", ("exploding_gradient",),
+                         lambda c, s=seed: (torch.manual_seed(s), _Recurrent("rnn", 3.0, c))[1], _sequences(20, seed), 1e-2),
+            ModelVariant("rnn", f"LSTM, T=8, seed {seed}", (HEALTHY,),
+                         lambda c, s=seed: (torch.manual_seed(s), _Recurrent("lstm", None, c))[1], _sequences(8, seed), 1e-2),
+            ModelVariant("rnn", f"GRU, T=8, seed {seed}", (HEALTHY,),
+                         lambda c, s=seed: (torch.manual_seed(s), _Recurrent("gru", None, c))[1], _sequences(8, seed), 1e-2),
+            ModelVariant("cnn", f"16 sigmoid convolutions, seed {seed}", ("vanishing_gradient", "saturated_activations"),
+                         lambda c, s=seed: (torch.manual_seed(s), _cnn(16, nn.Sigmoid, c))[1], _images(seed), 1e-2),
+            ModelVariant("cnn", f"4 ReLU convolutions with batch norm, seed {seed}", (HEALTHY,),
+                         lambda c, s=seed: (torch.manual_seed(s), _cnn(4, nn.ReLU, c, batch_norm=True))[1], _images(seed), 1e-2),
+            ModelVariant("attention", f"4 post-norm blocks, Adam 3e-2, seed {seed}", ("vanishing_gradient", "diverging_loss"),
+                         lambda c, s=seed: (torch.manual_seed(s), _Transformer(False, 4, c))[1], _tokens(seed), 3e-2),
+            ModelVariant("attention", f"2 pre-norm blocks, Adam 1e-3, seed {seed}", (HEALTHY,),
+                         lambda c, s=seed: (torch.manual_seed(s), _Transformer(True, 2, c))[1], _tokens(seed), 1e-3),
+            ModelVariant("branched", f"embedding + table, two heads, ReLU, seed {seed}", (HEALTHY,),
+                         lambda c, s=seed: (torch.manual_seed(s), _Branched(nn.ReLU, 2, c))[1], _tokens(seed, table=True), 1e-2),
+            ModelVariant("branched", f"embedding + table, two heads, 8 sigmoid N(0,1), seed {seed}", VANISHING,
+                         lambda c, s=seed: (torch.manual_seed(s), _Branched(nn.Sigmoid, 8, c))[1], _tokens(seed, table=True), 1e-2),
+        ]
+    return out
+
+
+def _model_loss(out, y):
+    if isinstance(out, tuple):
+        return nn.functional.cross_entropy(out[0], y) + 0.1 * out[1].pow(2).mean()
+    return nn.functional.cross_entropy(out, y)
+
+
+def diagnose_model(variant: ModelVariant, cures: frozenset = frozenset(), lr: float | None = None):
+    """Train the variant in a plain loop with the monitor (no optimizer passed: it is found)."""
+    model = variant.build(cures)
+    lr = lr or variant.lr
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    monitor = GradientMonitor(model, every=2)
+    warmup = 10 if "warmup" in cures else 0
+    for step, (x, y) in enumerate(variant.batches(cures)[: variant.steps]):
+        if warmup:
+            for group in optimizer.param_groups:
+                group["lr"] = lr * min(1.0, (step + 1) / warmup)
+        loss = _model_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        monitor.observe(loss)
+        if "clip_grad" in cures:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    return monitor.diagnose()
+
+
+def judge_model(variant: ModelVariant) -> tuple[str, str]:
+    d = diagnose_model(variant)
+    problems, cured = [], "-"
+    if variant.expect == (HEALTHY,):
+        if not d.healthy:
+            problems.append("not healthy")
+    else:
+        if d.main is None or d.main.problem not in variant.expect:
+            problems.append("wrong main")
+        if d.main is not None and d.main.fixes:
+            fix = d.main.fixes[0]
+            after = diagnose_model(variant, frozenset((fix.cure or "").split("+")), fix.changes.get("lr"))
+            cured = "yes" if after.healthy else f"no ({describe(after)} after '{fix}')"
+            if not after.healthy:
+                problems.append("not cured")
+        elif d.main is not None:
+            problems.append("no applicable fix")
+    line = f"{variant.group:9s} {variant.name:52s} expect {'/'.join(variant.expect):42s} got {describe(d):55s} cured {cured}"
+    return ("miss", line + f"  MISS: {', '.join(problems)}") if problems else ("ok", line)
+
+
 GROUPS = {
     "vanishing": vanishing_variants,
     "exploding": exploding_variants,
@@ -342,15 +546,22 @@ def judge_cli(group: str, expect: tuple[str, ...], args: list[str]) -> tuple[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", choices=[*GROUPS, "cli"], help="run only these groups")
+    parser.add_argument("--only", nargs="*", choices=[*GROUPS, "models", "cli"], help="run only these groups")
+    parser.add_argument("--quick", action="store_true", help="only the model variants of one seed")
     parser.add_argument("--misses", action="store_true", help="print only the misses")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    chosen = args.only or [*GROUPS, "cli"]
+    chosen = ["models"] if args.quick else args.only or [*GROUPS, "models", "cli"]
     started = time.perf_counter()
     total, misses, disputed = 0, {}, 0
     for group in chosen:
-        results = (judge_cli(*case) for case in CLI_CASES) if group == "cli" else (judge(v) for v in GROUPS[group]())
+        if group == "cli":
+            results = (judge_cli(*case) for case in CLI_CASES)
+        elif group == "models":
+            variants = model_variants()
+            results = (judge_model(v) for v in (variants[: len(variants) // 2] if args.quick else variants))
+        else:
+            results = (judge(v) for v in GROUPS[group]())
         for verdict, line in results:
             total += 1
             misses[group] = misses.get(group, 0) + (verdict == "miss")

@@ -113,7 +113,7 @@ def images(steps, seed=0):
     out = []
     for _ in range(steps):
         x = torch.randn(16, 1, 8, 8, generator=g)
-        out.append((x, (x[:, 0, :4].mean(dim=(1, 2)) > x[:, 0, 4:].mean(dim=(1, 2))).long()))
+        out.append((x, (x.mean(dim=(1, 2, 3)) > 0).long()))
     return out
 
 
@@ -201,7 +201,8 @@ def test_recurrent_cures_and_the_gradient_through_time_are_named():
     assert vanishing.layers == ["rnn.ih_l0", "rnn.hh_l0"]
     assert [f.cure for f in vanishing.fixes[:3]] == ["gated_cell", "orthogonal_init", "shorter_sequence"]
     exploding = train(*case("rnn exploding"))[0].diagnose().main
-    assert exploding.problem == "exploding_gradient" and exploding.fixes[0].cure == "clip_grad"
+    assert exploding.problem == "exploding_gradient"
+    assert [f.cure for f in exploding.fixes[:2]] == ["orthogonal_init", "clip_grad"]
 
 
 def test_transformer_and_cnn_fixes_are_their_own():
@@ -210,7 +211,7 @@ def test_transformer_and_cnn_fixes_are_their_own():
     cures = {f.cure for finding in transformer.findings for f in finding.fixes}
     assert {"pre_norm", "warmup"} <= cures and "relu_he" not in cures
     conv = train(*case("deep sigmoid cnn vanishing"))[0].diagnose().main
-    assert [f.cure for f in conv.fixes[:2]] == ["relu_he", "batch_norm"]
+    assert [f.cure for f in conv.fixes[:3]] == ["relu_he+batch_norm", "relu_he", "batch_norm"]
 
 
 def test_a_shared_activation_module_gives_the_findings_of_separate_ones():

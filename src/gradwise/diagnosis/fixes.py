@@ -190,13 +190,19 @@ def for_vanishing(ctx: Context) -> list[Fix]:
     if ctx.model == "transformer":
         return _dedupe([PRE_NORM, WARMUP, lower_lr(ctx)], ctx)
     if ctx.model == "cnn":
-        return _dedupe([relu_he(ctx), CONV_BATCH_NORM, adam_unless_adaptive(ctx)], ctx)
+        # A deep plain CNN with ReLU and He initialization still stalls within a few steps;
+        # with batch norm after each convolution as well it trains (diagnosis_variants.py).
+        both = None if ctx.batch_norm else Fix(
+            "use relu with he initialization and add batch normalization after each convolution (nn.BatchNorm2d)",
+            {"activation": "relu", "init": "he", "batch_norm": True}, cure="relu_he+batch_norm")
+        return _dedupe([both, relu_he(ctx), CONV_BATCH_NORM, adam_unless_adaptive(ctx)], ctx)
     return _dedupe([relu_he(ctx), BATCH_NORM, fewer_layers(ctx), normalize_if_raw(ctx), adam_unless_adaptive(ctx)], ctx)
 
 
 def for_exploding(ctx: Context) -> list[Fix]:
     if ctx.model == "recurrent":
-        return _dedupe([CLIP, ORTHOGONAL, lower_lr(ctx), GATED], ctx)
+        # The recurrent weights' scale is the usual set-up cause; clipping bounds what remains.
+        return _dedupe([ORTHOGONAL, CLIP, lower_lr(ctx), GATED], ctx)
     if ctx.model == "transformer":
         return _dedupe([WARMUP, CLIP, lower_lr(ctx), PRE_NORM], ctx)
     if ctx.model == "cnn":

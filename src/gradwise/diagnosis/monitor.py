@@ -151,16 +151,16 @@ class GradientMonitor:
             self._post_hook = None
 
     def _maybe_adopt(self, optimizer: torch.optim.Optimizer, *_: Any) -> None:
-        """A global step hook until the model's optimizer is known: adopt the first optimizer
-        holding one of the model's weights, so the fixes know its class and learning rate."""
-        if self.optimizer is not None or not self.entries:
-            return
-        ours = {id(w) for _, w in self.entries}
-        if any(id(p) in ours for group in optimizer.param_groups for p in group["params"]):
-            self.optimizer = optimizer
-            self._post_hook.remove()
-            self._post_hook = optimizer.register_step_post_hook(lambda *_: self._after_step())
-            self._after_step()  # this step's update, as the optimizer's own hook would have
+        """A global step hook while the model's optimizer is unknown: adopt the first optimizer
+        holding one of the model's weights, so the fixes know its class and learning rate;
+        from then on it measures that optimizer's updates, as its own step hook would.
+        (Hooks cannot be added or removed from inside a step's hooks.)"""
+        if self.optimizer is None and self.entries:
+            ours = {id(w) for _, w in self.entries}
+            if any(id(p) in ours for group in optimizer.param_groups for p in group["params"]):
+                self.optimizer = optimizer
+        if optimizer is self.optimizer:
+            self._after_step()
 
     def _arm(self, on: bool) -> None:
         """Register the hooks for the next step (``on``) or remove them all.
