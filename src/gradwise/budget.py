@@ -159,3 +159,19 @@ def cpu_cores() -> int:
 def max_workers() -> int:
     """The most local tuning workers: :data:`WORKERS_PER_CORE` per core."""
     return WORKERS_PER_CORE * cpu_cores()
+
+
+def fitting_chunks(configs: list[Any], n_inputs: int, n_outputs: int, n_train: int, members_each: int = 1, available: int | None = None) -> list[list[int]]:
+    """Indices of ``configs`` in consecutive chunks whose networks fit in memory when each
+    chunk trains at once (a population), ``members_each`` networks per config (its CV folds),
+    every one as wide and as deep as the chunk's widest and deepest."""
+    limit = int((available_memory() if available is None else available) * AVAILABLE_SHARE)
+    chunks: list[list[int]] = []
+    for index, config in enumerate(configs):
+        candidate = (chunks[-1] if chunks else []) + [index]
+        widest = config.replace(hidden=max(configs[i].hidden for i in candidate), layers=max(configs[i].layers for i in candidate))
+        if len(candidate) > 1 and estimate_memory(widest, n_inputs, n_outputs, n_train, members_each * len(candidate)).total <= limit:
+            chunks[-1] = candidate
+        else:
+            chunks.append([index])
+    return chunks

@@ -205,15 +205,22 @@ class Objective:
 def prune_if_too_big(trial: optuna.Trial, config: TrainConfig, splits: Any, members: int = 1) -> None:
     """Prune, with the estimate as the recorded reason, a trial whose network cannot fit in
     memory (gradwise.budget), instead of letting it grow until the kernel kills the worker."""
+    reason = memory_reason(config, splits, members)
+    if reason is not None:
+        trial.set_user_attr("prune_reason", reason)
+        raise optuna.TrialPruned(reason)
+
+
+def memory_reason(config: TrainConfig, splits: Any, members: int = 1) -> str | None:
+    """'memory: ...' when ``members`` networks of ``config`` cannot train on ``splits`` here."""
     from ..budget import MemoryBudgetError, check_memory
     from ..training.loop import resolve_device
 
     try:
         check_memory(config, splits.n_features, splits.n_outputs, len(splits.train), members, resolve_device(config.device))
     except MemoryBudgetError as error:
-        reason = f"memory: {error}"
-        trial.set_user_attr("prune_reason", reason)
-        raise optuna.TrialPruned(reason) from None
+        return f"memory: {error}"
+    return None
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

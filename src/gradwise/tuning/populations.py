@@ -32,7 +32,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import ConfigError
-from .objective import METRICS, FATAL_FINDINGS, epoch_metric, mean_curve_best
+from .objective import METRICS, FATAL_FINDINGS, epoch_metric, mean_curve_best, memory_reason
 from .storage import RetryStaleTrial, heartbeat
 
 # Measured with benchmarks/population.py (2-core CPU): on digits (1,257 training rows,
@@ -105,6 +105,8 @@ class PopulationObjective:
         for trial, config in trials:
             if isinstance(config, Exception):  # a trial's own failure must not end the batch
                 states.append(_fail(study, trial, config))
+            elif (reason := memory_reason(config, self.folds[0], len(self.folds))) is not None:
+                states.append(_tell_pruned(study, trial, reason))  # gradwise.budget: cannot fit
             else:
                 runs.append(TrialRun(trial, config))
         alone = [r for r in runs if can_batch(r.config)]
@@ -115,7 +117,8 @@ class PopulationObjective:
                 stack.enter_context(heartbeat(study, run.trial))
             try:
                 for group in group_trials(batched, self.folds):
-                    self._train(group)
+                    for part in self._fitting_parts(group):  # populations small enough for memory
+                        self._train(part)
             except KeyboardInterrupt:
                 for run in batched:
                     if run.state is None:  # told trials are kept; the cut ones are retried
@@ -135,6 +138,13 @@ class PopulationObjective:
         from .runner import run_one
 
         return run_one(study, run.trial, self.objective)  # suggests again: Optuna hands back the same values
+
+    def _fitting_parts(self, group: list[TrialRun]) -> list[list[TrialRun]]:
+        from ..budget import fitting_chunks
+
+        fold = self.folds[0]
+        chunks = fitting_chunks([r.config for r in group], fold.n_features, fold.n_outputs, len(fold.train), len(self.folds))
+        return [[group[i] for i in chunk] for chunk in chunks]
 
     # -- training one population --
 
@@ -238,6 +248,12 @@ class PopulationObjective:
 
 def _has_complete(trial: optuna.Trial) -> bool:
     return bool(trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def _tell_pruned(study: optuna.Study, trial: optuna.Trial, reason: str) -> TrialState:
+    trial.set_user_attr("prune_reason", reason)
+    study.tell(trial, state=TrialState.PRUNED)
+    return TrialState.PRUNED
 
 
 def _fail(study: optuna.Study, trial: optuna.Trial, error: Exception) -> TrialState:
