@@ -142,6 +142,27 @@ def test_a_member_ended_before_compaction_leaves_the_others_as_fit_trains_them(i
         torch.testing.assert_close(torch.tensor([r.val_loss for r in got.history]), torch.tensor([r.val_loss for r in want.history]), **LOSS_TOL)
 
 
+def test_members_that_join_a_running_population_train_as_fit_trains_them(iris):
+    """The tuner's refill: new members start at their own epoch 1 in a network padded wider."""
+    base = TrainConfig(hidden=8, batch_size=8, epochs=4, patience=None, device="cpu", lr=0.01)
+    first = [Member(base.replace(seed=0), iris), Member(base.replace(seed=1, hidden=5), iris)]
+    later = [Member(base.replace(seed=2, hidden=12, lr=0.02), iris), Member(base.replace(seed=3, epochs=2), row_sets(iris, 2)[1])]
+    trainer = PopulationTrainer(first, shapes=[(4, 16), (16, 16), (16, 3)])
+    assert all(trainer.fits(m) for m in later) and not trainer.fits(Member(base.replace(hidden=17), iris))
+
+    def refill(trainer):
+        if len(trainer.members) == 2 and trainer.epochs_done[0] == 2:
+            trainer.add(later)
+
+    results = trainer.run(refill=refill)
+    assert [len(r.history) for r in results] == [4, 4, 4, 2]
+    for member, got in zip(first + later, results):
+        want = fit(member.config, member.splits)
+        torch.testing.assert_close(torch.tensor([r.val_loss for r in got.history]), torch.tensor([r.val_loss for r in want.history]), **LOSS_TOL)
+        for a, b in zip(got.model.net.state_dict().values(), want.model.net.state_dict().values()):
+            torch.testing.assert_close(a, b, **WEIGHT_TOL)
+
+
 class LayerNorms:
     """Reference: each Linear layer's mean weight-gradient norm per epoch, from fit's own callbacks."""
 

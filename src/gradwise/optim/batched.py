@@ -111,6 +111,14 @@ class BatchedOptimizer:
             cache[("any", name)] = bool((values != 0).any())
         return cache[key]
 
+    def extend(self, hyper: MemberHyper) -> None:
+        """New members (``hyper`` theirs) appended with fresh state; ``params`` are replaced by the caller."""
+        self.hyper = MemberHyper(*(torch.cat([getattr(self.hyper, n), getattr(hyper, n)]) for n in self.hyper.__dataclass_fields__))
+        k = len(hyper.lr)
+        self.state = {name: [torch.cat([t, t.new_zeros(k, *t.shape[1:])]) for t in ts] for name, ts in self.state.items()}
+        self.steps = torch.cat([self.steps, self.steps.new_zeros(k)])
+        self._cache = {}
+
     def _update(self, i: int, p: Tensor, g: Tensor) -> None:
         c = self._constant
         if c("weight_decay", p) is not None and self._cache[("any", "weight_decay")]:

@@ -28,9 +28,22 @@ class Stacked:
     def select(self, index: Tensor) -> "Stacked":
         return Stacked(self.X.index_select(0, index), self.y.index_select(0, index), self.counts.index_select(0, index))
 
+    def extend(self, other: "Stacked") -> "Stacked":
+        """These members and ``other``'s, padded to the longer split."""
+        M = max(self.X.shape[1], other.X.shape[1])
+        return Stacked(torch.cat([_pad_rows(self.X, M), _pad_rows(other.X, M)]), torch.cat([_pad_rows(self.y, M), _pad_rows(other.y, M)]),
+                       torch.cat([self.counts, other.counts]))
+
     def valid(self) -> Tensor:
         """[K, M] True on real rows."""
         return torch.arange(self.X.shape[1], device=self.X.device).unsqueeze(0) < self.counts.unsqueeze(1)
+
+
+def _pad_rows(t: Tensor, M: int) -> Tensor:
+    if t.shape[1] == M:
+        return t
+    pad = torch.zeros(t.shape[0], M - t.shape[1], *t.shape[2:], dtype=t.dtype, device=t.device)
+    return torch.cat([t, pad], dim=1)
 
 
 def member_tensors(model: GradwiseModel, splits: Splits, name: str) -> tuple[Tensor, Tensor]:

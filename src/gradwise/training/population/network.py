@@ -33,10 +33,14 @@ def linear_layers(net: nn.Module) -> list[nn.Linear]:
 class StackedMLP:
     """The population's network. ``forward(x)`` maps [K, B, d] inputs to [K, B, outputs]."""
 
-    def __init__(self, nets: list[nn.Module], activation: str, dropout: list[float], device: torch.device) -> None:
+    def __init__(self, nets: list[nn.Module], activation: str, dropout: list[float], device: torch.device,
+                 shapes: list[tuple[int, int]] | None = None) -> None:
+        """``shapes`` ((in, out) per layer) pads every member to these sizes, at least its own, so
+        members with other widths can join later (:meth:`extend`)."""
         layers = [linear_layers(net) for net in nets]
-        self.K, self.depth = len(nets), len(layers[0])
-        self.shapes = [(max(m[i].in_features for m in layers), max(m[i].out_features for m in layers)) for i in range(self.depth)]
+        self.K, self.depth, self.activation_name = len(nets), len(layers[0]), activation
+        widest = [(max(m[i].in_features for m in layers), max(m[i].out_features for m in layers)) for i in range(self.depth)]
+        self.shapes = [(max(a, c), max(b, d)) for (a, b), (c, d) in zip(widest, shapes or widest)]
         sizes = [fan_in * fan_out + fan_out for fan_in, fan_out in self.shapes]
         self.flat = torch.zeros(self.K, sum(sizes), device=device)
         self.grad = torch.zeros_like(self.flat)
@@ -86,7 +90,7 @@ class StackedMLP:
         masks: list[Tensor | None] = []
         for i in range(self.depth - 1):
             widths = [member[i].out_features for member in layers]
-            if len(set(widths)) == 1:
+            if set(widths) == {self.shapes[i][1]}:
                 masks.append(None)
                 continue
             mask = torch.zeros(self.K, 1, self.shapes[i][1], device=device)
@@ -137,6 +141,21 @@ class StackedMLP:
         if self.dropout is not None:
             self.dropout = self.dropout.index_select(0, index)
 
+    def extend(self, nets: list[nn.Module], dropout: list[float]) -> None:
+        """Add members (their networks no wider than this population's shapes) as new rows."""
+        other = StackedMLP(nets, self.activation_name, dropout, self.flat.device, self.shapes)
+        if other.shapes != self.shapes:
+            raise ValueError(f"members of shapes {other.shapes} do not fit a population of shapes {self.shapes}")
+        self.unit_masks = [_cat_masks(a, b, self.K, other.K, shape[1]) for a, b, shape in zip(self.unit_masks, other.unit_masks, self.shapes)]
+        if self.dropout is not None or other.dropout is not None:
+            self.dropout = torch.cat([_dropout_or_zero(self.dropout, self.K, self.flat), _dropout_or_zero(other.dropout, other.K, self.flat)])
+        self.flat = torch.cat([self.flat, other.flat])
+        self.grad = torch.zeros_like(self.flat)
+        self.K += other.K
+        self.weights, self.biases = self._views(self.flat)
+        self.params = self._leaves()
+        self.buffer = self._buffer_leaf()
+
     def copy_out(self, row: Tensor, net: nn.Module) -> None:
         """Write one member's weights (a row of the buffer) into its own ``build_mlp`` network."""
         weights, biases = self._views(row.unsqueeze(0))
@@ -144,3 +163,15 @@ class StackedMLP:
             for i, linear in enumerate(linear_layers(net)):
                 linear.weight.copy_(weights[i][0, : linear.in_features, : linear.out_features].T)
                 linear.bias.copy_(biases[i][0, 0, : linear.out_features])
+
+
+def _cat_masks(a: Tensor | None, b: Tensor | None, ka: int, kb: int, width: int) -> Tensor | None:
+    if a is None and b is None:
+        return None
+    ref = a if a is not None else b
+    ones = lambda k: torch.ones(k, 1, width, device=ref.device)  # noqa: E731
+    return torch.cat([a if a is not None else ones(ka), b if b is not None else ones(kb)])
+
+
+def _dropout_or_zero(dropout: Tensor | None, k: int, like: Tensor) -> Tensor:
+    return dropout if dropout is not None else torch.zeros(k, 1, 1, device=like.device)

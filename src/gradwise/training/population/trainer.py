@@ -5,7 +5,7 @@ weights ``fit`` draws (``torch.manual_seed(seed)`` then ``build_model``), sees i
 the order ``fit``'s generator gives, takes the same number of updates per epoch with the
 same update rule and learning-rate schedule, and stops by the same rules (patience on its
 validation loss, a non-finite loss, a callback), restoring its best weights as ``fit`` does.
-Only the arithmetic is regrouped (one ``baddbmm`` per layer instead of ``addmm``, masked
+Members may join a running population later (each counts its own epochs). Only the arithmetic is regrouped (one ``baddbmm`` per layer instead of ``addmm``, masked
 sums instead of means), so losses and weights agree to float32 rounding, not bit for bit.
 With dropout the masks come from the population's own generator, so a member is a network
 ``fit`` could have trained, but not with ``fit``'s draws.
@@ -46,8 +46,9 @@ COMPACT_SHARE = 0.25
 EVAL_CHUNK = 8192
 # Fields every member of a population must share: they change the sequence of operations.
 # Batch sizes may differ (a member with a smaller one takes more steps an epoch), but batch
-# gradient descent ("full") and mini-batches do not mix.
-SHARED_FIELDS = ("normalize", "layers", "activation", "init", "batch_norm", "optimizer", "epochs", "device")
+# gradient descent ("full") and mini-batches do not mix. Epoch limits may differ too: each
+# member counts its own epochs (members can join a running population).
+SHARED_FIELDS = ("normalize", "layers", "activation", "init", "batch_norm", "optimizer", "device")
 
 EpochHook = Callable[[dict[int, EpochRecord], "PopulationTrainer"], dict[int, str] | None]
 
@@ -112,19 +113,24 @@ class PopulationTrainer:
     per-member reports when ``monitor`` is true.
     """
 
-    def __init__(self, members: list[Member], monitor: bool = False) -> None:
+    def __init__(self, members: list[Member], monitor: bool = False, shapes: list[tuple[int, int]] | None = None) -> None:
+        """``shapes`` pads the network to these (in, out) sizes per layer, so that members up to
+        that wide can join later with :meth:`add` (the tuner's refill)."""
         if not members:
             raise ConfigError("a population needs at least one member")
         self._check(members)
-        self.members = members
         self.task = members[0].splits.task
         self.device = resolve_device(members[0].config.device)
+        self.key = population_key(members[0].config, members[0].splits)
         # slot -> member index. An ended member keeps its slot (and keeps stepping, its numbers
         # unused) until the stacks are compacted; ``live`` holds the members still training.
-        self.ids = list(range(len(members)))
-        self.live = set(self.ids)
-        self.results: list[MemberResult | None] = [None] * len(members)
-        self._build(members)
+        self.ids: list[int] = []
+        self.live: set[int] = set()
+        self.members: list[Member] = []
+        self.results: list[MemberResult | None] = []
+        self.net: StackedMLP | None = None
+        self._shapes = shapes
+        self.add(members)
         self.watch = PopulationWatch(self.net.depth) if monitor else None
 
     @staticmethod
@@ -139,7 +145,18 @@ class PopulationTrainer:
             if len(m.splits.train) == 0:
                 raise ConfigError("the training split is empty; give more rows or a larger train fraction in --split")
 
-    def _build(self, members: list[Member]) -> None:
+    def fits(self, member: Member) -> bool:
+        """Whether ``member`` can join this population (same key, no wider than its padding)."""
+        if population_key(member.config, member.splits) != self.key or can_batch(member.config):
+            return False
+        return all(member.config.hidden <= out for _, out in self.net.shapes[:-1])
+
+    def add(self, members: list[Member]) -> list[int]:
+        """Add members (each starting at its epoch 1); returns their indices."""
+        if not members:
+            return []
+        self._check([*self.members[:1], *members])
+        first = len(self.members)
         models, train, val = [], [], []
         for m in members:
             # The draws fit makes: its torch.manual_seed(seed), then build_model. Only the CPU
@@ -149,54 +166,81 @@ class PopulationTrainer:
             models.append(model)
             train.append(member_tensors(model, m.splits, "train"))
             val.append(member_tensors(model, m.splits, "val"))
-        self.models = models
         configs = [m.config for m in members]
-        self.net = StackedMLP([model.net for model in models], configs[0].activation, [c.dropout for c in configs], self.device)
-        self.train, self.val = stack(train, self.device), stack(val, self.device)
-        self.scales = [model.target_normalizer.scale_ if model.target_normalizer is not None else None for model in models]
-        self.train_var = [self._variance(y, s) for (_, y), s in zip(train, self.scales)]
-        self.val_var = [self._variance(y, s) for (_, y), s in zip(val, self.scales)]
-        self.batch_sizes = [c.resolved_batch_size(len(X)) for c, (X, _) in zip(configs, train)]
-        self.generators = [torch.Generator(device=self.device).manual_seed(c.seed) for c in configs]
-        self.schedules = [make_schedule(c.lr_decay, c.lr, c.epochs) for c in configs]
-        bias_correction, eps_inside_sqrt = optimizer_form(configs[0].optimizer, configs[0].extra)
+        self._grow_stacks(models, configs, train, val)
+        scales = [model.target_normalizer.scale_ if model.target_normalizer is not None else None for model in models]
+        self.members += members
+        self.models = getattr(self, "models", []) + models
+        self.scales = getattr(self, "scales", []) + scales
+        self.train_var = getattr(self, "train_var", []) + [self._variance(y, sc) for (_, y), sc in zip(train, scales)]
+        self.val_var = getattr(self, "val_var", []) + [self._variance(y, sc) for (_, y), sc in zip(val, scales)]
+        self.batch_sizes = getattr(self, "batch_sizes", []) + [c.resolved_batch_size(len(X)) for c, (X, _) in zip(configs, train)]
+        self.generators = getattr(self, "generators", []) + [torch.Generator(device=self.device).manual_seed(c.seed) for c in configs]
+        self.schedules = getattr(self, "schedules", []) + [make_schedule(c.lr_decay, c.lr, c.epochs) for c in configs]
+        n = len(members)
+        self.results += [None] * n
+        self.best_loss = getattr(self, "best_loss", []) + [math.inf] * n
+        self.best_epoch = getattr(self, "best_epoch", []) + [None] * n
+        self.best_rows: dict[int, Tensor] = getattr(self, "best_rows", {})
+        self.updates = getattr(self, "updates", []) + [0] * n
+        self.epochs_done = getattr(self, "epochs_done", []) + [0] * n
+        self.histories: list[list[EpochRecord]] = getattr(self, "histories", []) + [[] for _ in members]
+        added = list(range(first, first + n))
+        self.ids += added
+        self.live |= set(added)
+        return added
+
+    def _grow_stacks(self, models: list, configs: list[TrainConfig], train: list, val: list) -> None:
+        """The network, optimizer, data and clipping stacks, new rows appended."""
         hyper = MemberHyper.from_values(self.device, lr=[c.lr for c in configs], beta=[c.beta for c in configs],
                                         beta1=[c.beta1 for c in configs], beta2=[c.beta2 for c in configs],
                                         eps=[c.eps for c in configs], weight_decay=[c.weight_decay for c in configs])
-        self.optimizer = BatchedOptimizer(configs[0].optimizer, [self.net.buffer], hyper, bias_correction, eps_inside_sqrt)
-        clip = configs[0].clip_grad is not None
-        self.clip = torch.tensor([c.clip_grad for c in configs], device=self.device) if clip else None
-        self.best_loss = [math.inf] * len(members)
-        self.best_epoch: list[int | None] = [None] * len(members)
-        self.best_rows: dict[int, Tensor] = {}
-        self.updates = [0] * len(members)
-        self.histories: list[list[EpochRecord]] = [[] for _ in members]
+        clip = torch.tensor([c.clip_grad for c in configs], device=self.device) if configs[0].clip_grad is not None else None
+        nets, dropout = [model.net for model in models], [c.dropout for c in configs]
+        if self.net is None:
+            self.net = StackedMLP(nets, configs[0].activation, dropout, self.device, self._shapes)
+            self.train, self.val = stack(train, self.device), stack(val, self.device)
+            bias_correction, eps_inside_sqrt = optimizer_form(configs[0].optimizer, configs[0].extra)
+            self.optimizer = BatchedOptimizer(configs[0].optimizer, [self.net.buffer], hyper, bias_correction, eps_inside_sqrt)
+            self.clip = clip
+            return
+        self.net.extend(nets, dropout)
+        self.train, self.val = self.train.extend(stack(train, self.device)), self.val.extend(stack(val, self.device))
+        self.optimizer.params = [self.net.buffer]
+        self.optimizer.extend(hyper)
+        if clip is not None:
+            self.clip = torch.cat([self.clip, clip])
 
     def _variance(self, y: Tensor, scale: Tensor | None) -> Tensor | None:
         return None if self.task == "classification" or len(y) == 0 else target_variance(y, scale)
 
     # -- the loop --
 
-    def run(self, on_epoch: EpochHook | None = None, on_end: Callable[[int, MemberResult], None] | None = None) -> list[MemberResult]:
-        """Train until every member has ended; ``on_end(index, result)`` hears of each as it ends."""
+    def run(self, on_epoch: EpochHook | None = None, on_end: Callable[[int, MemberResult], None] | None = None,
+            refill: Callable[["PopulationTrainer"], None] | None = None) -> list[MemberResult]:
+        """Train until every member has ended; ``on_end(index, result)`` hears of each as it ends,
+        and ``refill(trainer)`` may :meth:`add` members after any epoch."""
         self.started = time.perf_counter()
         self.on_end = on_end
-        epochs = self.members[0].config.epochs
-        for epoch in range(epochs):
-            if not self.live:
-                break
-            records = self._epoch(epoch)
+        while self.live:
+            records = self._epoch()
             ending = self._stop_reasons(records)
             if on_epoch is not None:  # it sees every member of the epoch, even those ending by fit's rules
                 for member, reason in (on_epoch(records, self) or {}).items():
                     ending.setdefault(member, reason)
+            for member, record in records.items():
+                epochs = self.members[member].config.epochs
+                if record.epoch >= epochs:
+                    ending.setdefault(member, f"completed {epochs} epochs")
             self._end(ending)
-        self._end({member: f"completed {epochs} epochs" for member in self.ids if member in self.live})
+            if refill is not None:
+                refill(self)
         return [r for r in self.results if r is not None]
 
-    def _epoch(self, epoch: int) -> dict[int, EpochRecord]:
+    def _epoch(self) -> dict[int, EpochRecord]:
+        """One epoch of every live member (each at its own epoch count)."""
         started = time.perf_counter()
-        lrs = [self.schedules[m](epoch) for m in self.ids]
+        lrs = [self.schedules[m](self.epochs_done[m]) for m in self.ids]
         self.optimizer.set_lr(torch.tensor(lrs, dtype=torch.float64, device=self.device))
         train = self._train_one_epoch()
         val = self._evaluate(self.val, [self.val_var[m] for m in self.ids])
@@ -205,12 +249,13 @@ class PopulationTrainer:
         for slot, member in enumerate(self.ids):
             if member not in self.live:
                 continue
+            self.epochs_done[member] += 1
             (train_loss, train_metrics), (val_loss, val_metrics) = train[slot], val[slot]
-            record = EpochRecord(epoch + 1, train_loss, val_loss, train_metrics, val_metrics, lrs[slot], self.updates[member], seconds)
+            record = EpochRecord(self.epochs_done[member], train_loss, val_loss, train_metrics, val_metrics, lrs[slot], self.updates[member], seconds)
             self.histories[member].append(record)
             records[member] = record
         if self.watch is not None:
-            self.watch.end_epoch(epoch + 1, self.ids, {m: r.train_loss for m, r in records.items()}, self.live)
+            self.watch.end_epoch({m: r.epoch for m, r in records.items()}, self.ids, {m: r.train_loss for m, r in records.items()}, self.live)
         return records
 
     def _train_one_epoch(self) -> list[tuple[float, dict[str, float]]]:

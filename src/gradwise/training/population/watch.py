@@ -56,13 +56,14 @@ class PopulationWatch:
             inputs, outputs = kept[0::2], kept[1::2]
             self.gains = torch.stack([member_norms(i.grad) / member_norms(o.grad) for i, o in zip(inputs, outputs)])
 
-    def end_epoch(self, epoch: int, ids: list[int], losses: dict[int, float], live: set[int]) -> None:
+    def end_epoch(self, epochs: dict[int, int], ids: list[int], losses: dict[int, float], live: set[int]) -> None:
+        """``epochs``: each live member's epoch just ended (members that joined later are behind)."""
         norms = (self.norm_sum / max(self.steps, 1)).cpu() if self.norm_sum is not None else None
         gains = self.gains.cpu() if self.gains is not None else None
         for slot, member in enumerate(ids):
             if member not in live:
                 continue
-            report = {"epoch": epoch, "train_loss": losses.get(member, math.nan)}
+            report = {"epoch": epochs[member], "train_loss": losses.get(member, math.nan)}
             if norms is not None:
                 report["grad_norms"] = norms[:, slot].tolist()
             if gains is not None:
