@@ -44,7 +44,8 @@ def evil_table(directory: Path) -> Path:
     """A small regression table whose first column is named like a script element."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(80, 2))
-    frame = pd.DataFrame({EVIL: x[:, 0], "b & <i>c</i>": x[:, 1], "y": x[:, 0] - 2 * x[:, 1]})
+    noise = rng.normal(scale=0.5, size=80)  # a floor under the validation loss, so early stopping ends the run
+    frame = pd.DataFrame({EVIL: x[:, 0], "b & <i>c</i>": x[:, 1], "y": x[:, 0] - 2 * x[:, 1] + noise})
     path = directory / "evil.csv"
     frame.to_csv(path, index=False)
     return path
@@ -53,7 +54,9 @@ def evil_table(directory: Path) -> Path:
 def train_run(directory: Path, data: str, **config) -> Path:
     """A tiny training run saved as report.json + report.html in ``directory``."""
     splits = gradwise.split_table(gradwise.load_table(data, target="y" if data.endswith(".csv") else None), seed=0)
-    result = gradwise.fit(gradwise.TrainConfig(**{"epochs": 6, "hidden": 8, **config}), splits)
+    # Long enough for early stopping to keep an earlier epoch, which the page marks.
+    settings = {"epochs": 60, "patience": 5, "hidden": 32, "lr": 0.03, "batch_size": 8, "normalize": "standard", **config}
+    result = gradwise.fit(gradwise.TrainConfig(**settings), splits)
     save_run(directory, train_document(result, splits, data))
     return directory / REPORT_NAME
 
