@@ -59,13 +59,15 @@ def command(as_json: bool, out: Path | None, storage: str | None, study_name: st
     """
     from ..tuning import tune
     from ..tuning.session import default_study_name
+    from ..tuning.storage import _redact
 
     spec = spec_from_options(options, resume)
     out = out or Path("runs") / default_study_name(spec).replace("gradwise-", "tune-", 1)
     try:
         result = tune(spec, out, storage, study_name, resume, display=None if not as_json else False, heartbeat_interval=heartbeat_interval, threads=threads, overwrite=overwrite)
     except KeyboardInterrupt:
-        click.echo(f"gradwise: interrupted; finished trials are kept in {storage or out}. Continue with: gradwise tune --out {out}{' --storage ' + storage if storage else ''} --resume", err=True)
+        shown = _redact(storage) if storage else None  # the password stays off the terminal and logs
+        click.echo(f"gradwise: interrupted; finished trials are kept in {shown or out}. Continue with: gradwise tune --out {out}{' --storage ' + shown if shown else ''} --resume", err=True)
         sys.exit(130)
     publish(out, options, "tune_document", result, options["data"], storage, out)
     if as_json:
