@@ -46,6 +46,9 @@ def test_every_trial_is_an_ordinary_finished_optuna_trial(population_study):
     assert population_study.sampler._constant_liar  # trials asked together are spread out
     # The α grid follows the untuned trial, one grid point per trial, as one at a time.
     assert [t.user_attrs.get("grid") for t in trials[1:5]] == [0, 1, 2, 3]
+    # Trial 4 (the last grid point, the same network) was asked once half of the first four had
+    # ended and joined their running population instead of waiting for it to finish.
+    assert trials[4].user_attrs.get("joined_population") and not trials[0].user_attrs.get("joined_population")
 
 
 def test_population_off_keeps_the_one_trial_at_a_time_path():

@@ -26,7 +26,7 @@ import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 from optuna.trial import TrialState
@@ -58,7 +58,7 @@ def resolve_population(value: Any, n_train: int) -> int:
     return 0 if k == 1 else k
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: a run is one trial
 class TrialRun:
     """One trial in a population: its folds' member indices, curves and how it ended."""
 
@@ -75,6 +75,14 @@ def size_bucket(size: Any) -> Any:
     """Hidden widths (or batch sizes) within a factor of two share a population: padding to the
     widest wastes under half, and a member with half the batch size takes twice the steps."""
     return size if isinstance(size, str) else max(0, math.ceil(math.log2(max(int(size), 1))))
+
+
+def bucket_shapes(config: Any, splits: Any) -> list[tuple[int, int]]:
+    """(in, out) of each layer, hidden layers padded to the top of the width's bucket, so any
+    trial of the same bucket can join the population later."""
+    width = 2 ** size_bucket(config.hidden)
+    dims = [splits.n_features] + [width] * config.layers + [splits.n_outputs]
+    return list(zip(dims[:-1], dims[1:]))
 
 
 def group_trials(runs: list[TrialRun], splits_of: list[Any]) -> list[list[TrialRun]]:
@@ -96,43 +104,62 @@ class PopulationObjective:
         self.metric = objective.metric
         self.maximize = METRICS[self.metric] == "maximize"
 
-    def run(self, study: optuna.Study, trials: list[tuple[optuna.Trial, Any]]) -> list[TrialState]:
+    def run(self, study: optuna.Study, trials: list[tuple[optuna.Trial, Any]], take: Callable[[int], list] | None = None,
+            size: int | None = None, on_told: Callable[[optuna.Study], None] | None = None) -> list[TrialState]:
         """Train and tell ``trials`` ((trial, its TrainConfig or the error configuring it raised));
-        returns their final states."""
-        from ..training.population import can_batch
+        returns the final states of every trial it ran.
 
-        runs, states = [], []
-        for trial, config in trials:
-            if isinstance(config, Exception):  # a trial's own failure must not end the batch
-                states.append(_fail(study, trial, config))
-            elif (reason := memory_reason(config, self.folds[0], len(self.folds))) is not None:
-                states.append(_tell_pruned(study, trial, reason))  # gradwise.budget: cannot fit
-            else:
-                runs.append(TrialRun(trial, config))
-        alone = [r for r in runs if can_batch(r.config)]
-        batched = [r for r in runs if not can_batch(r.config)]
-        self.study = study
+        ``take(n)`` asks the study for up to ``n`` more trials (as the runner's budget allows):
+        once half of a running population's ``size`` trials have ended, new trials that fit it
+        join it at their own epoch 1 (the rest wait for the next population), so the population
+        keeps its size instead of shrinking to the last few survivors."""
+        self.study, self.take, self.size, self.on_told = study, take, size or len(trials), on_told
+        self.runs: list[TrialRun] = []
+        self.pending: list[TrialRun] = []
+        self.alone: list[TrialRun] = []
         with contextlib.ExitStack() as stack:
-            for run in batched:
-                stack.enter_context(heartbeat(study, run.trial))
+            self.stack = stack
+            self._admit(trials)
             try:
-                for group in group_trials(batched, self.folds):
+                while self.pending:
+                    group = max(group_trials(self.pending, self.folds), key=len)
                     for part in self._fitting_parts(group):  # populations small enough for memory
+                        self.pending = [r for r in self.pending if r not in part]
                         self._train(part)
             except KeyboardInterrupt:
-                for run in batched:
+                for run in self.runs:
                     if run.state is None:  # told trials are kept; the cut ones are retried
                         run.trial.set_user_attr("fail_reason", "interrupted (SIGINT)")
                         study.tell(run.trial, state=TrialState.FAIL)
                         RetryStaleTrial()(study, study._storage.get_trial(run.trial._trial_id))
                 raise
             except Exception as error:  # noqa: BLE001 - a broken population fails its untold trials, not the study
-                for run in batched:
+                for run in self.runs:
                     if run.state is None:
                         run.state = _fail(study, run.trial, error)
-        states += [run.state for run in batched]
-        states += [self._one_at_a_time(study, r) for r in alone]
-        return states
+        for run in self.alone:
+            run.state = self._one_at_a_time(study, run)
+        return [run.state for run in self.runs]
+
+    def _admit(self, trials: list[tuple[optuna.Trial, Any]]) -> list[TrialRun]:
+        """Turn asked trials into runs waiting for a population; failures and hopeless ones are told now."""
+        from ..training.population import can_batch
+
+        admitted = []
+        for trial, config in trials:
+            run = TrialRun(trial, config)
+            self.runs.append(run)
+            if isinstance(config, Exception):  # a trial's own failure must not end the batch
+                run.state = _fail(self.study, trial, config)
+            elif (reason := memory_reason(config, self.folds[0], len(self.folds))) is not None:
+                run.state = _tell_pruned(self.study, trial, reason)  # gradwise.budget: cannot fit
+            elif can_batch(config):
+                self.alone.append(run)
+            else:
+                self.stack.enter_context(heartbeat(self.study, trial))
+                self.pending.append(run)
+                admitted.append(run)
+        return admitted
 
     def _one_at_a_time(self, study: optuna.Study, run: TrialRun) -> TrialState:
         from .runner import run_one
@@ -149,16 +176,47 @@ class PopulationObjective:
     # -- training one population --
 
     def _train(self, group: list[TrialRun]) -> None:
-        from ..training.population import Member, PopulationTrainer
+        from ..training.population import PopulationTrainer
+
+        self.owner: dict[int, TrialRun] = {}
+        self.trained: list[TrialRun] = []
+        members = self._members(group, 0)
+        trainer = PopulationTrainer(members, monitor=self.monitor, shapes=bucket_shapes(group[0].config, self.folds[0]))
+        trainer.run(self._on_epoch, self._on_end, self._refill)
+
+    def _members(self, group: list[TrialRun], first: int) -> list[Any]:
+        from ..training.population import Member
 
         members = []
         for run in group:
+            run.members = []
             for fold in self.folds:
-                run.members.append(len(members))
+                run.members.append(first + len(members))
                 members.append(Member(run.config, fold))
-        self.owner = {m: run for run in group for m in run.members}
-        trainer = PopulationTrainer(members, monitor=self.monitor)
-        trainer.run(self._on_epoch, self._on_end)
+            self.owner.update({m: run for m in run.members})
+            self.trained.append(run)
+        return members
+
+    def _refill(self, trainer: Any) -> None:
+        """Once half of the population's trials have ended, ask for more and add those that fit."""
+        from ..training.population import Member
+
+        live = [run for run in self.trained if run.state is None]
+        deadline = self.objective.deadline
+        if self.take is None or len(live) > self.size // 2 or len(self.pending) >= self.size:
+            return
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        fresh = self._admit(self.take(self.size - len(live)))
+        joining = [run for run in fresh if trainer.fits(Member(run.config, self.folds[0])) and self._fits_memory(live + [run])]
+        if joining:
+            for run in joining:
+                run.trial.set_user_attr("joined_population", True)  # trained beside trials asked before it
+            self.pending = [r for r in self.pending if r not in joining]
+            trainer.add(self._members(joining, len(trainer.members)))
+
+    def _fits_memory(self, runs: list[TrialRun]) -> bool:
+        return len(self._fitting_parts(runs)) == 1
 
     def _on_end(self, member: int, result: Any) -> None:
         """Tell a trial as soon as its last fold has ended: the study (and other workers) learn of it now."""
@@ -167,6 +225,8 @@ class PopulationObjective:
         if len(run.results) == len(run.members):
             run.trial.set_user_attr("seconds", run.seconds)  # Budget.spent counts this, not the overlapping duration
             run.state = self._tell(self.study, run)
+            if self.on_told is not None:
+                self.on_told(self.study)  # e.g. the live display
 
     def _on_epoch(self, records: dict[int, Any], trainer: Any) -> dict[int, str]:
         ending: dict[int, str] = {}

@@ -214,9 +214,8 @@ def run_worker(
             if not trials:
                 time.sleep(POLL_SECONDS)
                 continue
-            ran += len(_population_objective(objective, spec).run(study, trials))
-            if on_trial is not None:
-                on_trial(study)
+            more = lambda n: _take_trials(study, spec, journal, n, objective.config_for)[0]  # noqa: E731 - refills the population
+            ran += len(_population_objective(objective, spec).run(study, trials, more, population, on_trial))
             continue
         trial, done = _take_trial(study, spec, journal)
         if done:
