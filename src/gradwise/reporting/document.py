@@ -23,6 +23,7 @@ DOCUMENT_NAME = "report.json"
 REPORT_NAME = "report.html"
 FLOW_MEASURES = ("grad_norm", "gain", "update_ratio", "saturation", "dead")
 MAX_LOSS_POINTS = 5000  # per-step losses kept for the page; more only thickens the line
+MAX_FLOW_STEPS = 5000  # observed steps kept in report.json; the page bins them to 1,000 columns anyway
 
 
 def new_document(kind: str, title: str, **parts: Any) -> dict[str, Any]:
@@ -58,13 +59,13 @@ def _thin(values: Sequence[float], limit: int) -> tuple[list[float], int]:
 def flow_part(monitor: Any) -> dict[str, Any]:
     """Per layer (input to output) and observed step, each measure the monitor recorded."""
     monitor.flush()
-    observations = monitor.observations
+    observations, stride = _thin(monitor.observations, MAX_FLOW_STEPS)  # bounds report.json on long runs
     layers = list(observations[-1].layers) if observations else []
     series = {measure: [[_value(o, name, measure) for o in observations] for name in layers] for measure in FLOW_MEASURES}
     activations = [next((o.layers[name].activation for o in reversed(observations) if name in o.layers), None) for name in layers]
-    losses, stride = _thin(monitor.losses, MAX_LOSS_POINTS)
+    losses, loss_stride = _thin(monitor.losses, MAX_LOSS_POINTS)
     return jsonable({"layers": layers, "activations": activations, "steps": [o.step for o in observations],
-                     "every": monitor.every, "losses": losses, "loss_stride": stride, **series})
+                     "every": monitor.every, "kept_every": stride, "losses": losses, "loss_stride": loss_stride, **series})
 
 
 def _value(observation: Any, name: str, measure: str) -> float:

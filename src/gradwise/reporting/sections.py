@@ -64,8 +64,10 @@ def flow_section(document: dict[str, Any]) -> Section | None:
 
 def flow_intro(flow: dict[str, Any], diagnosis: dict[str, Any]) -> str:
     steps = len(flow.get("steps") or [])
+    kept = flow.get("kept_every") or 1
+    shown = f"{steps} observed steps (every {flow.get('every', '?')}{f'; every {kept}th of them kept' if kept > 1 else ''})" if flow else ""
     verdict = "Healthy: no finding above info." if diagnosis.get("healthy") else "Findings below, the one to act on first at the top, each with its evidence and fixes."
-    return f"{steps} observed steps (every {flow.get('every', '?')}). {verdict if diagnosis else ''}".strip()
+    return f"{shown}. {verdict if diagnosis else ''}".strip(". ") + "."
 
 
 def chain_section(document: dict[str, Any]) -> Section | None:
