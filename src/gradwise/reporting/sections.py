@@ -31,9 +31,10 @@ def data_section(document: dict[str, Any]) -> Section | None:
 
 
 def finding_view(finding: dict[str, Any]) -> dict[str, Any]:
-    from ..diagnosis.report import MEANING
+    from ..diagnosis import report  # the terminal's one-line meanings, shared so both say the same
 
-    return {**finding, "meaning": MEANING.get(finding.get("problem"), ""), "evidence_text": evidence_text(finding.get("evidence") or {})}
+    meaning = getattr(report, "MEANING", {}).get(finding.get("problem"), "")
+    return {**finding, "meaning": meaning, "evidence_text": evidence_text(finding.get("evidence") or {})}
 
 
 def evidence_text(evidence: dict[str, Any]) -> str:
