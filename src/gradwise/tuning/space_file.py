@@ -148,6 +148,8 @@ def _merge_param(current: Param | None, name: str, spec: Any) -> Param:
     if unknown:
         raise ConfigError(f"--space params.{name} has unknown key(s) {unknown}; valid keys are {sorted(_PARAM_KEYS)}")
     validated(ParamSchema, spec, lambda key: f"--space params.{name}.{key}")
+    # null (JSON) or ~ (YAML) means "not given", except where None is itself a value (no decay).
+    spec = {k: v for k, v in spec.items() if v is not None or k in ("default", "value")}
     changes = {("kind" if k == "type" else k): v for k, v in spec.items() if k != "value"}
     if "choices" in changes:
         changes["choices"] = tuple(changes["choices"])
