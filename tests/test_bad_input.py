@@ -338,3 +338,32 @@ OTHER_CASES = {
 def test_other_commands_bad_input_is_one_line_exit_2(tmp_path, case):
     make_args, message = OTHER_CASES[case]
     assert_refused(tmp_path, make_args(tmp_path), message)
+
+
+def test_train_overwrite_replaces_an_earlier_run(tmp_path):
+    run = _fake_run(tmp_path, "gradwise.json", "model.safetensors")
+    result = invoke("train", "--data", "builtin:iris", "--epochs", "1", "--hidden", "8", "--out", run, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "gradwise.json").read_text())["format"] == "gradwise-bundle/1"
+
+
+def test_tune_overwrite_clears_the_earlier_runs_files_and_nothing_else(tmp_path):
+    from gradwise.tuning.session import guard_out_dir
+
+    out = _used_tune_out(tmp_path)
+    notes = write(out, "notes.txt", "mine")
+    guard_out_dir(out, None, "gradwise-wine", resume=False, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and notes.read_text() == "mine"
+
+
+def test_tune_whose_trials_all_fail_before_one_finishes_leaves_no_study(tmp_path):
+    from gradwise.errors import GradwiseError
+    from gradwise.tuning import TuneSpec, tune
+    from gradwise.tuning.space_file import apply_overrides
+
+    # Batch norm cannot train on batches of one: every trial fails when it starts training.
+    space = apply_overrides({"fixed": {"batch_norm": True, "batch_size": 1, "epochs": 1}})
+    spec = TuneSpec(data="builtin:iris", space=space.to_dict(), n_trials=1, timeout=None, cv=0, ensemble=1, monitor=False)
+    with pytest.raises(GradwiseError, match="no trial completed"):
+        tune(spec, tmp_path / "out", retrain=False)
+    assert snapshot(tmp_path) == {}
