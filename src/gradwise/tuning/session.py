@@ -80,7 +80,7 @@ def tune(
 
     Nothing is written before every check has passed (see :func:`prepare`), an ``out_dir``
     holding another run is refused unless ``overwrite``, and a study this call created is
-    removed again if the call fails before any trial has finished.
+    removed again if the call fails before any trial has completed.
     """
     out_dir = Path(out_dir)
     check_output_dir(out_dir)
@@ -184,12 +184,16 @@ class _Footprint:
         return cls(out_dir, journal, out_dir.exists(), journal is not None and journal.exists())
 
     def undo(self, backend: Any, study_name: str) -> None:
-        """Remove the study this run created, if no trial of it has finished."""
+        """Remove the study this run created, if no trial of it completed.
+
+        Such a study holds nothing to keep, and left behind it would trap the user: the same
+        command again is refused ("already exists"), and --resume repeats the failure.
+        """
         try:
             study = optuna.load_study(study_name=study_name, storage=backend)
         except KeyError:  # the failure came before the study was created
             study = None
-        if study is not None and count_trials(study).finished:
+        if study is not None and count_trials(study).complete:
             return
         if self.journal is not None and not self.had_journal:
             remove_journal(self.journal)
