@@ -36,6 +36,7 @@ from optuna.trial import TrialState
 
 from ..config import TrainConfig
 from ..errors import GradwiseError
+from ..files import atomic_write
 from .folds import resolve_members
 from .runner import Counts, count_trials
 from .space import SearchSpace, to_raw_value
@@ -165,7 +166,7 @@ def _fit_member(config: TrainConfig, splits: Any, index: int, members: int, prog
 def write_trials_csv(study: optuna.Study, path: Path) -> Path:
     frame = study.trials_dataframe()
     frame = frame.drop(columns=[c for c in _CSV_DROP if c in frame.columns])
-    frame.to_csv(path, index=False)
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))  # complete or absent
     return path
 
 
