@@ -312,3 +312,13 @@ def test_lstm_alone_and_custom_weight_matrices_are_monitored():
     loss.backward()
     monitor.observe(loss)
     assert monitor.observations[0].layers["W"].grad_norm == pytest.approx(model.W.grad.norm().item(), rel=1e-5)
+
+
+def test_a_blow_up_in_the_first_steps_is_named_before_the_saturation_it_leaves():
+    def build():
+        return nn.Sequential(nn.Linear(5, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 2))
+
+    problems = train(build, table(40), SGD, 3.0)[0].diagnose().problems()
+    assert "saturated_activations" in problems
+    cause = min(problems.index(p) for p in ("diverging_loss", "exploding_gradient") if p in problems)
+    assert cause < problems.index("saturated_activations")

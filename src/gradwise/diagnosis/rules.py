@@ -328,7 +328,9 @@ def rule_exploding(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
             evidence = {"depth_gain": m["depth_gain"], "gain_per_layer": m["gain_per_layer"], "gains": gains}
             return Finding(
                 "exploding_gradient", severity, layers, evidence, F.for_exploding(ctx),
-                origin="setup" if origin == "early" else origin,  # blown up by the set-up's first steps
+                # Blown up by the first steps: training's doing (the step size, usually), so a
+                # diverging loss is named first and the saturation it leaves after.
+                origin="training" if origin == "early" else origin,
                 explanation=(
                     f"Each layer multiplies the gradient by about {m['gain_per_layer']:.3g} on its way down "
                     f"(section 1's |w g'(z)| > 1), so the first layer gets {m['depth_gain']:.3g} times the "
