@@ -165,7 +165,7 @@ def assert_runs_or_one_line(result):
         assert len(lines) == 1 and lines[0].startswith("gradwise: error: "), result.stderr
 
 
-PROPERTY = settings(max_examples=25, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+PROPERTY = settings(max_examples=15, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 @PROPERTY
@@ -175,7 +175,7 @@ def test_any_train_option_value_runs_or_is_one_line(args, address_space_limit):
     assert_runs_or_one_line(result)
 
 
-@settings(PROPERTY, max_examples=12)
+@settings(PROPERTY, max_examples=8)
 @given(args=_chosen(TUNE_OPTIONS))
 def test_any_tune_option_value_runs_or_is_one_line(args, tmp_path_factory, address_space_limit):
     out = tmp_path_factory.mktemp("tune") / "out"
@@ -195,7 +195,7 @@ _DOCUMENT = st.fixed_dictionaries({}, optional={
 })
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@settings(max_examples=80, deadline=None, derandomize=True, database=None)
 @given(document=_DOCUMENT)
 def test_any_space_document_loads_or_is_one_config_error(document):
     from gradwise.tuning.space_file import apply_overrides
