@@ -25,7 +25,11 @@ The file has up to three top-level keys; everything is optional::
     enabled = true
 
 The same structure works as JSON or YAML. Unknown keys are rejected with the list of valid ones,
-so a typo never silently leaves the default in place.
+so a typo never silently leaves the default in place. Every value is checked before any work
+(:class:`SpaceFileSchema`, :class:`ParamSchema`, and each range end, choice and default as
+the training option it becomes), and a refusal names the value given::
+
+    --space params.hidden.high must be an integer in [1, 100000], got 1000000000
 """
 
 from __future__ import annotations
