@@ -144,7 +144,7 @@ class TrainConfigSchema(BaseModel):
 def validate(c: TrainConfig) -> None:
     """Reject absurd values with a message that names the option, the value and the rule."""
     object.__setattr__(c, "batch_size", parse_batch_size(c.batch_size))
-    validated(TrainConfigSchema, dataclasses.asdict(c))
+    validated(TrainConfigSchema, {f.name: getattr(c, f.name) for f in fields(c)})
     # A malformed --lr-decay fails here, when the configuration is built, not epochs later.
     from .optim.schedules import make_schedule
 
