@@ -80,3 +80,31 @@ def test_importance_at_the_highest_rung_when_hyperband_pruned_most_trials():
     by_name = {row["param"]: row for row in rows}
     assert by_name["lr"]["empirical"] > by_name["hidden"]["empirical"]
     assert "epoch 9 of the 16 trials" in by_name["lr"]["basis"]
+
+
+def test_an_interrupted_population_keeps_told_trials_and_retries_the_cut_ones(tmp_path, cli):
+    """SIGINT mid-population: trials already told stay as they were; every trial still training
+    is failed and re-queued with its parameters, and --resume finishes the budget."""
+    import signal
+
+    from test_tune_cli import _space, _study, _tune, _values, _wait_for_finished
+
+    out = tmp_path / "run"
+    process = _tune("--trials", 4, "--space", _space(tmp_path, 40), "--out", out, "--pruner", "none", "--cv", 0,
+                    "--population", 3, "--ensemble", 1, "--json")
+    finished = _wait_for_finished(out, 1, process, mid_trial=True)
+    before = _values(_study(out), finished)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "--resume" in stderr
+    resumed = cli("tune", "--data", "builtin:iris", "--out", out, "--resume", "--json")
+    assert resumed.code == 0, resumed.stderr
+    study = _study(out)
+    assert _values(study, finished) == before
+    cut = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert cut and all(t.user_attrs["fail_reason"] == "interrupted (SIGINT)" for t in cut)
+    for t in cut:
+        retry = [r for r in study.trials if r.system_attrs.get("failed_trial") == t.number]
+        assert len(retry) == 1 and retry[0].params == t.params and retry[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    counts = resumed.json()["trials"]
+    assert counts["complete"] + counts["pruned"] == 4 and counts["running"] == 0

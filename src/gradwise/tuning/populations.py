@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -320,8 +319,3 @@ def _fail(study: optuna.Study, trial: optuna.Trial, error: Exception) -> TrialSt
     trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}")
     study.tell(trial, state=TrialState.FAIL)
     return TrialState.FAIL
-
-
-def population_threads(workers: int) -> int:
-    """Populations are compute-bound, so they get the cores this worker's share allows."""
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
