@@ -6,9 +6,9 @@ Each configuration trains 20 epochs (no early stopping) with its own α and seed
   (b) a synthetic 50,000 x 32 classification table, 3 hidden layers of 128, batch 256 (goal: >= 2x).
 
 Populations of K = 8, 32 and 128 each train K configurations at once (PopulationTrainer);
-the baseline trains a few configurations with gradwise.fit and reports its rate. torch uses
-all the cores (``--threads``, default all) in both, so the ratio is population vs. fit on
-the same machine. On a CUDA GPU pass ``--device cuda``.
+the baseline trains a few configurations with gradwise.fit and reports its rate. Both run on
+``--threads`` torch threads (default 1: on a busy machine a second thread made populations
+5-20x slower; pass --threads 2 on a quiet one). On a CUDA GPU pass ``--device cuda``.
 
 Run:  python benchmarks/population.py [--quick] [--device cpu|cuda] [--threads N]
 ``--quick`` runs 2 epochs, K = 8 and 32, (b) on 5,000 rows: a check that the script works.
@@ -17,7 +17,6 @@ Run:  python benchmarks/population.py [--quick] [--device cpu|cuda] [--threads N
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import numpy as np
@@ -44,6 +43,7 @@ def configs(base: TrainConfig, k: int) -> list[TrainConfig]:
 
 
 def fit_rate(base: TrainConfig, splits, n: int) -> float:
+    fit(base.replace(epochs=1), splits)  # warm-up: the first step imports and allocates
     started = time.perf_counter()
     for config in configs(base, n):
         fit(config, splits)
@@ -68,7 +68,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     epochs = 2 if args.quick else 20
