@@ -108,3 +108,16 @@ def test_an_interrupted_population_keeps_told_trials_and_retries_the_cut_ones(tm
         assert len(retry) == 1 and retry[0].params == t.params and retry[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     counts = resumed.json()["trials"]
     assert counts["complete"] + counts["pruned"] == 4 and counts["running"] == 0
+
+
+def test_trials_share_a_population_only_within_a_width_and_batch_size_bucket():
+    from gradwise import TrainConfig, load_table, split_table
+    from gradwise.tuning.populations import TrialRun, group_trials
+
+    splits = split_table(load_table("builtin:iris"), seed=0)
+    base = TrainConfig(device="cpu")
+    configs = [base.replace(hidden=40, batch_size=20), base.replace(hidden=60, batch_size=30),  # both 33-64 and 17-32
+               base.replace(hidden=70, batch_size=30), base.replace(hidden=40, batch_size=200), base.replace(hidden=40, layers=3, batch_size=20)]
+    groups = group_trials([TrialRun(None, c) for c in configs], [splits])
+    assert sorted(len(g) for g in groups) == [1, 1, 1, 2]
+    assert {id(r.config) for g in groups if len(g) == 2 for r in g} == {id(configs[0]), id(configs[1])}

@@ -84,12 +84,18 @@ def bucket_shapes(config: Any, splits: Any) -> list[tuple[int, int]]:
     return list(zip(dims[:-1], dims[1:]))
 
 
-def group_trials(runs: list[TrialRun], splits_of: list[Any]) -> list[list[TrialRun]]:
+def group_key(config: Any, splits: Any) -> tuple:
+    """Trials with equal keys train in one population: same sequence of operations, widths and
+    batch sizes in the same ×2 bucket."""
     from ..training.population import population_key
 
+    return (population_key(config, splits), size_bucket(config.hidden), size_bucket(config.batch_size))
+
+
+def group_trials(runs: list[TrialRun], splits_of: list[Any]) -> list[list[TrialRun]]:
     groups: dict[tuple, list[TrialRun]] = defaultdict(list)
     for run in runs:
-        groups[(population_key(run.config, splits_of[0]), size_bucket(run.config.hidden), size_bucket(run.config.batch_size))].append(run)
+        groups[group_key(run.config, splits_of[0])].append(run)
     return list(groups.values())
 
 
@@ -179,6 +185,7 @@ class PopulationObjective:
 
         self.owner: dict[int, TrialRun] = {}
         self.trained: list[TrialRun] = []
+        self.key = group_key(group[0].config, self.folds[0])
         members = self._members(group, 0)
         trainer = PopulationTrainer(members, monitor=self.monitor, shapes=bucket_shapes(group[0].config, self.folds[0]))
         trainer.run(self._on_epoch, self._on_end, self._refill)
@@ -207,7 +214,8 @@ class PopulationObjective:
         if deadline is not None and time.monotonic() >= deadline:
             return
         fresh = self._admit(self.take(self.size - len(live)))
-        joining = [run for run in fresh if trainer.fits(Member(run.config, self.folds[0])) and self._fits_memory(live + [run])]
+        joining = [run for run in fresh if group_key(run.config, self.folds[0]) == self.key
+                   and trainer.fits(Member(run.config, self.folds[0])) and self._fits_memory(live + [run])]
         if joining:
             for run in joining:
                 run.trial.set_user_attr("joined_population", True)  # trained beside trials asked before it
