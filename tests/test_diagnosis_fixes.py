@@ -38,8 +38,20 @@ def test_without_an_optimizer_passed_the_monitor_finds_it_and_its_rate():
 def test_the_found_optimizer_measures_update_ratios_right_after_its_step():
     monitor = _flat_run(torch.optim.SGD, 0.1, pass_optimizer=False, steps=6)
     assert all(layer.update_ratio > 0 for layer in monitor.observations[0].layers.values())
+    assert len(monitor.optimizer._optimizer_step_post_hooks) == 1  # torch's global hook traded for the optimizer's
     monitor.detach()
-    assert monitor._post_hook is None
+    assert monitor._post_hook is None and not monitor.optimizer._optimizer_step_post_hooks
+
+
+def test_a_monitor_left_behind_does_not_live_on_in_torchs_global_hooks():
+    import gc
+    import weakref
+
+    monitor = GradientMonitor(nn.Linear(3, 2))
+    ref = weakref.ref(monitor)
+    del monitor
+    gc.collect()
+    assert ref() is None
 
 
 def test_a_fix_never_raises_to_a_lower_rate_nor_switches_to_the_optimizer_in_use():

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import weakref
 from collections import deque
 from functools import partial
 from typing import TYPE_CHECKING, Any, Sequence
@@ -94,6 +95,7 @@ class GradientMonitor:
         self._interior_handles: list[Any] = []
         self._full_armed = True
         self._post_hook = None
+        self._global_hook = False  # the post hook is torch's global one, until the optimizer is found
         self._record = StepRecord()
         self._loss_buffer: list[torch.Tensor] = []
         self._updates = UpdateProbe()
@@ -139,7 +141,11 @@ class GradientMonitor:
         if self.optimizer is not None:
             self._post_hook = self.optimizer.register_step_post_hook(lambda *_: self._after_step())
         else:
-            self._post_hook = register_optimizer_step_post_hook(self._maybe_adopt)
+            # A weak reference: a monitor nobody holds any more must not live on in torch's
+            # global hooks (what remains of it there is a no-op).
+            adopt = weakref.WeakMethod(self._maybe_adopt)
+            self._post_hook = register_optimizer_step_post_hook(lambda opt, *_: (adopt() or _ignore)(opt))
+            self._global_hook = True
         self._arm(self._steps % self.every == 0)
         return self
 
@@ -149,6 +155,7 @@ class GradientMonitor:
         if self._post_hook is not None:
             self._post_hook.remove()
             self._post_hook = None
+        self._global_hook = False
 
     def _maybe_adopt(self, optimizer: torch.optim.Optimizer, *_: Any) -> None:
         """A global step hook while the model's optimizer is unknown: adopt the first optimizer
@@ -161,6 +168,13 @@ class GradientMonitor:
                 self.optimizer = optimizer
         if optimizer is self.optimizer:
             self._after_step()
+
+    def _own_step_hook(self) -> None:
+        """Once the optimizer is found, trade the global step hook for one on it (outside a
+        step: hooks cannot be added or removed while a step runs them)."""
+        self._post_hook.remove()
+        self._post_hook = self.optimizer.register_step_post_hook(lambda *_: self._after_step())
+        self._global_hook = False
 
     def _arm(self, on: bool) -> None:
         """Register the hooks for the next step (``on``) or remove them all.
@@ -260,6 +274,8 @@ class GradientMonitor:
 
     def observe(self, loss: torch.Tensor | None = None) -> None:
         """Call after ``loss.backward()`` and before ``optimizer.step()``, every step."""
+        if self._global_hook and self.optimizer is not None:
+            self._own_step_hook()
         step = self._steps
         self._steps += 1
         if loss is not None:
@@ -492,6 +508,10 @@ class GradientMonitor:
     def on_train_end(self, state: Any) -> None:
         self.flush()
         self._arm(False)
+
+
+def _ignore(*_: Any) -> None:
+    return None
 
 
 def _concat(parts: list[torch.Tensor]) -> torch.Tensor:
