@@ -90,8 +90,9 @@ def test_an_interrupted_population_keeps_told_trials_and_retries_the_cut_ones(tm
     from test_tune_cli import _space, _study, _tune, _values, _wait_for_finished
 
     out = tmp_path / "run"
-    process = _tune("--trials", 4, "--space", _space(tmp_path, 40), "--out", out, "--pruner", "none", "--cv", 0,
-                    "--population", 3, "--ensemble", 1, "--json")
+    # One population holds the whole budget, so no refill asks happen: the signal lands in training.
+    process = _tune("--trials", 4, "--space", _space(tmp_path, 60), "--out", out, "--pruner", "none", "--cv", 0,
+                    "--population", 4, "--ensemble", 1, "--json")
     finished = _wait_for_finished(out, 1, process, mid_trial=True)
     before = _values(_study(out), finished)
     process.send_signal(signal.SIGINT)

@@ -22,9 +22,9 @@ pytestmark = pytest.mark.postgres
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _make_study(url: str, name: str, n_trials: int, epochs: int, pruner: str = "hyperband") -> optuna.Study:
+def _make_study(url: str, name: str, n_trials: int, epochs: int, pruner: str = "hyperband", population: str = "auto") -> optuna.Study:
     space = apply_overrides({"params": {"hidden": {"low": 4, "high": 16}}, "fixed": {"epochs": epochs, "patience": None}})
-    spec = TuneSpec(data="builtin:iris", space=space.to_dict(), n_trials=n_trials, timeout=None, pruner=pruner)
+    spec = TuneSpec(data="builtin:iris", space=space.to_dict(), n_trials=n_trials, timeout=None, pruner=pruner, population=population)
     storage = open_storage(url, ".")
     create_study(spec, storage, name, "classification")
     return optuna.load_study(study_name=name, storage=storage)
@@ -62,7 +62,9 @@ def test_two_workers_finish_forty_trials_with_none_lost_or_duplicated(postgres_u
 
 
 def test_a_worker_killed_mid_trial_loses_only_that_trial_which_is_retried(postgres_url):
-    study = _make_study(postgres_url, "killed-worker", n_trials=6, epochs=40, pruner="none")
+    # One trial at a time: a killed worker training a population loses all of that
+    # population's running trials (each retried alike; tests/test_population_tune.py).
+    study = _make_study(postgres_url, "killed-worker", n_trials=6, epochs=40, pruner="none", population="off")
     victim, survivor = _worker(postgres_url, "killed-worker", 1), _worker(postgres_url, "killed-worker", 2)
     owner = f"{socket.gethostname()}:{victim.pid}"
     killed = None

@@ -104,6 +104,10 @@ def _take_trials(study: optuna.Study, spec: TuneSpec, journal: Path | None, n: i
         limit = spec.n_trials
         if limit is not None and (counts.finished >= limit or counts.failed >= FAIL_LIMIT * limit):
             return [], True
+        if limit is not None and (spec.workers > 1 or journal is None):
+            # Other workers may share the study (local ones, or any machine on a database):
+            # leave them a share of what is left instead of taking a whole population's worth.
+            n = min(n, max(1, math.ceil((limit - counts.finished - counts.running) / 2)))
         while len(trials) < n and (limit is None or counts.finished + counts.running + len(trials) < limit):
             if spec.strategy == "staged":
                 enqueue_alpha_grid(study, spec)
