@@ -34,10 +34,12 @@ from ..errors import ConfigError
 from .objective import METRICS, FATAL_FINDINGS, epoch_metric, mean_curve_best, memory_reason
 from .storage import RetryStaleTrial, heartbeat
 
-# Measured with benchmarks/population.py (2-core CPU): on digits (1,257 training rows,
-# 2x64, batch 64) 8 members train 5-13x faster per configuration than gradwise.fit, and
-# with 5 CV folds per trial 8 trials make 40 members. Larger tables are compute-bound
-# sooner, so "auto" leaves them to one trial at a time.
+# Measured with benchmarks/population.py --quick (shared 2-core CPU, one torch thread, noisy):
+# digits (1,257 training rows, 2x64, batch 64) 2.4-2.9x gradwise.fit's configurations per
+# second at K = 8 and 3.1-3.7x at K = 32; a 5,000 x 32 table, 3x128, batch 256: 1.7-1.8x at
+# K = 8, 1.3x at K = 32. With 5 CV folds per trial, 8 trials make 40 members. The gain
+# shrinks as the work per step grows, so "auto" leaves large tables to one trial at a time;
+# the default `gradwise tune` (digits, 120 s) finished 73 trials with populations.
 AUTO_TRIALS = 8
 AUTO_MAX_ROWS = 20_000
 
