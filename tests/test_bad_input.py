@@ -364,6 +364,7 @@ def test_tune_whose_trials_all_fail_before_one_finishes_leaves_no_study(tmp_path
     # Batch norm cannot train on batches of one: every trial fails when it starts training.
     space = apply_overrides({"fixed": {"batch_norm": True, "batch_size": 1, "epochs": 1}})
     spec = TuneSpec(data="builtin:iris", space=space.to_dict(), n_trials=1, timeout=None, cv=0, ensemble=1, monitor=False)
-    with pytest.raises(GradwiseError, match="no trial completed"):
+    with pytest.raises(GradwiseError, match="no trial completed") as refused:
         tune(spec, tmp_path / "out", retrain=False)
+    assert "the first failed trial said:" in str(refused.value) and "\n" not in str(refused.value)
     assert snapshot(tmp_path) == {}

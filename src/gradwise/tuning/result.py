@@ -80,7 +80,7 @@ def best_trial_summary(study: optuna.Study) -> dict[str, Any]:
     except ValueError:
         counts = count_trials(study)
         raise GradwiseError(
-            f"no trial completed ({counts.pruned} pruned, {counts.failed} failed); give the search more budget (--trials/--timeout) or a narrower --space"
+            f"no trial completed ({counts.pruned} pruned, {counts.failed} failed{first_reason(study)}); give the search more budget (--trials/--timeout) or a narrower --space"
         ) from None
     return {
         "trial": best.number,
@@ -90,6 +90,17 @@ def best_trial_summary(study: optuna.Study) -> dict[str, Any]:
         "stage": best.user_attrs.get("stage"),
         "best_epoch": best.user_attrs.get("best_epoch"),
     }
+
+
+def first_reason(study: optuna.Study) -> str:
+    """"; the first failed trial said: ..." (or the first pruned one's reason), so a search that
+    never completed a trial tells why without the user opening the study."""
+    for state, attr in ((TrialState.FAIL, "fail_reason"), (TrialState.PRUNED, "prune_reason")):
+        for trial in study.get_trials(deepcopy=False, states=(state,)):
+            reason = trial.user_attrs.get(attr)
+            if reason:
+                return f"; the first {'failed' if state == TrialState.FAIL else 'pruned'} trial said: {' '.join(str(reason).split())}"
+    return ""
 
 
 def untuned_value(study: optuna.Study) -> float | None:
