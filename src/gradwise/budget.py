@@ -31,6 +31,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+# One memory budget for the table and the network: the same reading of what is available,
+# the same share of it (the allocator, torch's buffers and Python need the rest), one format.
+from .data.memory import AVAILABLE_SHARE, available_bytes, format_size
 from .errors import ConfigError
 
 FLOAT_BYTES = 4
@@ -39,9 +42,6 @@ OPTIMIZER_STATE = {"gd": 0, "momentum": 1, "rmsprop": 1, "adam": 2}
 TORCH_OPTIMIZER_STATE = 2  # Adam-like; most torch.optim classes keep one or two buffers
 BACKWARD_LAYERS = 2
 EVAL_CHUNK = 8192  # rows per forward pass in gradwise.training.metrics.evaluate
-# The estimate must fit in this share of what is available: the allocator, torch's own
-# buffers, the table and Python need the rest.
-AVAILABLE_SHARE = 0.8
 
 WORKERS_PER_CORE = 2  # more local workers than this only queue for the same cores
 # At most this many networks in a tuned model's ensemble, or folds per trial: each costs a
@@ -113,9 +113,9 @@ def _too_big(config: Any, estimate: MemoryEstimate, limit: int, n_inputs: int, n
     else:
         fits = largest_hidden(config, n_inputs, n_outputs, n_train, members, limit)
         fix = f"use --hidden {fits} or less, or fewer --layers" if fits else "use a smaller --hidden or fewer --layers"
-    return (f"training {networks}{shape} needs about {format_bytes(estimate.total)} "
-            f"({format_bytes(estimate.weight_bytes)} weights, gradients and optimizer state, {format_bytes(estimate.activation_bytes)} activations), "
-            f"more than the {format_bytes(limit)} it may use ({AVAILABLE_SHARE:.0%} of the memory available); {fix}")
+    return (f"training {networks}{shape} needs about {format_size(estimate.total)} "
+            f"({format_size(estimate.weight_bytes)} weights, gradients and optimizer state, {format_size(estimate.activation_bytes)} activations), "
+            f"more than the {format_size(limit)} it may use ({AVAILABLE_SHARE:.0%} of the memory available); {fix}")
 
 
 def largest_hidden(config: Any, n_inputs: int, n_outputs: int, n_train: int, members: int, limit: int) -> int:
@@ -137,16 +137,7 @@ def available_memory(device: Any = None) -> int:
         import torch
 
         return int(torch.cuda.mem_get_info(device)[0])
-    from .data.memory import available_bytes
-
     return available_bytes()
-
-
-def format_bytes(n_bytes: float) -> str:
-    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n_bytes >= size:
-            return f"{n_bytes / size:.1f} {unit}"
-    return f"{int(n_bytes)} B"
 
 
 def cpu_cores() -> int:

@@ -37,7 +37,7 @@ def parse_size(text: str | int | float | None) -> int | None:
 
 
 def format_size(n_bytes: float) -> str:
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n_bytes >= size:
             return f"{n_bytes / size:.1f} {unit}"
     return f"{int(n_bytes)} B"
