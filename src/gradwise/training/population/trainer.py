@@ -129,6 +129,21 @@ class PopulationTrainer:
         self.results: list[MemberResult | None] = []
         self.net: StackedMLP | None = None
         self._shapes = shapes
+        # Per member, by member index (``add`` appends): the network fit would build, its data
+        # and schedule, and the early-stopping state that fit keeps in locals.
+        self.models: list = []
+        self.scales: list[Tensor | None] = []
+        self.train_var: list[Tensor | None] = []
+        self.val_var: list[Tensor | None] = []
+        self.batch_sizes: list[int] = []
+        self.generators: list[torch.Generator] = []
+        self.schedules: list = []
+        self.best_loss: list[float] = []
+        self.best_epoch: list[int | None] = []
+        self.best_rows: dict[int, Tensor] = {}
+        self.updates: list[int] = []
+        self.epochs_done: list[int] = []
+        self.histories: list[list[EpochRecord]] = []
         self.add(members)
         self.watch = PopulationWatch(self.net.depth) if monitor else None
 
@@ -169,21 +184,20 @@ class PopulationTrainer:
         self._grow_stacks(models, configs, train, val)
         scales = [model.target_normalizer.scale_ if model.target_normalizer is not None else None for model in models]
         self.members += members
-        self.models = getattr(self, "models", []) + models
-        self.scales = getattr(self, "scales", []) + scales
-        self.train_var = getattr(self, "train_var", []) + [self._variance(y, sc) for (_, y), sc in zip(train, scales)]
-        self.val_var = getattr(self, "val_var", []) + [self._variance(y, sc) for (_, y), sc in zip(val, scales)]
-        self.batch_sizes = getattr(self, "batch_sizes", []) + [c.resolved_batch_size(len(X)) for c, (X, _) in zip(configs, train)]
-        self.generators = getattr(self, "generators", []) + [torch.Generator(device=self.device).manual_seed(c.seed) for c in configs]
-        self.schedules = getattr(self, "schedules", []) + [make_schedule(c.lr_decay, c.lr, c.epochs) for c in configs]
+        self.models += models
+        self.scales += scales
+        self.train_var += [self._variance(y, sc) for (_, y), sc in zip(train, scales)]
+        self.val_var += [self._variance(y, sc) for (_, y), sc in zip(val, scales)]
+        self.batch_sizes += [c.resolved_batch_size(len(X)) for c, (X, _) in zip(configs, train)]
+        self.generators += [torch.Generator(device=self.device).manual_seed(c.seed) for c in configs]
+        self.schedules += [make_schedule(c.lr_decay, c.lr, c.epochs) for c in configs]
         n = len(members)
         self.results += [None] * n
-        self.best_loss = getattr(self, "best_loss", []) + [math.inf] * n
-        self.best_epoch = getattr(self, "best_epoch", []) + [None] * n
-        self.best_rows: dict[int, Tensor] = getattr(self, "best_rows", {})
-        self.updates = getattr(self, "updates", []) + [0] * n
-        self.epochs_done = getattr(self, "epochs_done", []) + [0] * n
-        self.histories: list[list[EpochRecord]] = getattr(self, "histories", []) + [[] for _ in members]
+        self.best_loss += [math.inf] * n
+        self.best_epoch += [None] * n
+        self.updates += [0] * n
+        self.epochs_done += [0] * n
+        self.histories += [[] for _ in members]
         added = list(range(first, first + n))
         self.ids += added
         self.live |= set(added)
