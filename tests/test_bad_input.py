@@ -287,7 +287,23 @@ TUNE_CASES = {
     "out holds a train bundle": (lambda p: ["--out", _fake_run(p, "gradwise.json", "model.safetensors")], "already holds another run (gradwise.json, model.safetensors)"),
     "storage is not a journal": (lambda p: ["--out", p / "out", "--storage", write(p, "j.json", '{"a": 1}\n')], "is not an Optuna study journal"),
     "storage is a directory": (lambda p: ["--out", p / "out", "--storage", p], "is a directory, not a file"),
+    "out holds the user's report.html": (lambda p: ["--out", _foreign_report(p)], "report.html' exists and was not written by gradwise"),
+    "out holds the user's report.html, --overwrite": (lambda p: ["--out", _foreign_report(_used_tune_out(p)), "--overwrite"], "report.html' exists and was not written by gradwise"),
+    "out holds a run a killed --overwrite set aside": (lambda p: ["--out", _left_aside(_used_tune_out(p)), "--overwrite"], "set aside; move them back into"),
+    "resume beside a run a killed --overwrite set aside": (lambda p: ["--out", _left_aside(_used_tune_out(p)), "--resume"], "set aside; move them back into"),
 }
+
+
+def _foreign_report(p):
+    write(p, "report.html", "<html>my own page</html>")
+    return p
+
+
+def _left_aside(out):
+    """What a `tune --overwrite` killed with SIGKILL leaves: the earlier run, set aside."""
+    (out / ".gradwise-replaced-1").mkdir()
+    write(out / ".gradwise-replaced-1", "trials.csv", "number,value\n0,0.8\n")
+    return out
 
 
 @pytest.mark.parametrize("case", sorted(TUNE_CASES))
@@ -303,6 +319,13 @@ def test_run_files_are_the_names_train_and_tune_write():
     from gradwise.tuning.storage import JOURNAL_NAME
 
     assert set(RUN_FILES) == {METADATA, WEIGHTS, JOURNAL_NAME, TRIALS_CSV, MODEL_DIR}
+
+
+def test_report_files_are_the_names_of_a_runs_report():
+    from gradwise.files import REPORT_FILES
+    from gradwise.reporting.document import DOCUMENT_NAME, REPORT_NAME
+
+    assert set(REPORT_FILES) == {REPORT_NAME, DOCUMENT_NAME}
 
 
 WORKER_CASES = {
@@ -347,13 +370,13 @@ def test_train_overwrite_replaces_an_earlier_run(tmp_path):
     assert json.loads((run / "gradwise.json").read_text())["format"] == "gradwise-bundle/1"
 
 
-def test_tune_overwrite_clears_the_earlier_runs_files_and_nothing_else(tmp_path):
-    from gradwise.tuning.session import guard_out_dir
+def test_tune_overwrite_sets_aside_the_earlier_runs_files_and_nothing_else(tmp_path):
+    from gradwise.tuning.session import _Aside, guard_out_dir
 
     out = _used_tune_out(tmp_path)
     notes = write(out, "notes.txt", "mine")
-    guard_out_dir(out, None, "gradwise-wine", resume=False, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"] and notes.read_text() == "mine"
+    aside = _Aside.move(out, guard_out_dir(out, None, "gradwise-wine", resume=False, overwrite=True))
+    assert sorted(p.name for p in out.iterdir()) == [aside.folder.name, "notes.txt"] and notes.read_text() == "mine"
 
 
 def test_tune_whose_trials_all_fail_before_one_finishes_leaves_no_study(tmp_path):

@@ -31,14 +31,40 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
 # (tuning/storage.py), trials.csv and model/ (tuning/result.py). Their presence marks a run
 # that a new one must not silently replace; tests/test_bad_input.py keeps the names in step.
 RUN_FILES = ("gradwise.json", "model.safetensors", "study.journal", "trials.csv", "model")
+# A run's report (reporting/document.py, reporting/page.py). It belongs to the run beside it
+# and goes with it, but alone it marks no run (diagnose and compare write one too), and a
+# report.html or report.json that gradwise did not write is the user's: never listed.
+REPORT_FILES = ("report.html", "report.json")
 
 
-def previous_run(directory: str | Path) -> list[str]:
-    """The files of an earlier train or tune run found in ``directory`` (none: [])."""
+def previous_run(directory: str | Path, reports: bool = False) -> list[str]:
+    """The files of an earlier train or tune run found in ``directory`` (none: []).
+
+    With ``reports``, also the report.html and report.json that gradwise wrote beside them.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         return []
-    return [name for name in RUN_FILES if (directory / name).exists()]
+    found = [name for name in RUN_FILES if (directory / name).exists()]
+    if reports and found:
+        found += [name for name in REPORT_FILES if written_by_gradwise(directory / name)]
+    return found
+
+
+def written_by_gradwise(path: str | Path) -> bool:
+    """True when ``path`` is a report.html or report.json that gradwise wrote: the marks
+    that ``reporting.page.write_page`` and ``reporting.document.save_document`` check before
+    they replace one (the page's generator tag, the document's format)."""
+    from .reporting.document import DOCUMENT_NAME, FORMAT
+    from .reporting.page import GENERATOR
+
+    path = Path(path)
+    mark = {DOCUMENT_NAME: f'"format": "{FORMAT}"'}.get(path.name, GENERATOR)
+    try:
+        with open(path, "rb") as handle:
+            return path.is_file() and mark in handle.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return False
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

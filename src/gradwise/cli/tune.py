@@ -12,7 +12,8 @@ from ..reporting.tables import format_metric, stdout_console
 from ..budget import MAX_ENSEMBLE, MAX_FOLDS, WORKERS_PER_CORE, max_workers
 from ._errors import handle_errors
 from .options import data_options, emit_json, output_options
-from .report import publish, report_options
+from .report import check_out_dir, publish, report_options
+from .worker import STORAGE_ENV
 
 STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then layers/decay with the rest searched near the best (10/30/60% of the budget); joint: TPE over everything; random."
 
@@ -34,11 +35,11 @@ STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then lay
 @click.option("--normalize", default=None, help="Input normalization for every trial: minmax, standard or none (default minmax).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output directory: study journal, trials.csv, model/. Default: runs/tune-<data>.")
-@click.option("--storage", default=None, help="postgresql://user@host/db (or any SQLAlchemy URL) to share the study across machines.")
+@click.option("--storage", default=None, envvar=STORAGE_ENV, show_envvar=True, help=f"postgresql://user@host/db (or any SQLAlchemy URL) to share the study across machines. Read from {STORAGE_ENV} when not given, so a password need not appear in the process list (`ps`); --storage wins over it.")
 @click.option("--study", "study_name", default=None, help="Study name. Default: gradwise-<data>.")
 @click.option("--workers", type=click.IntRange(1, max_workers()), default=1, show_default=True, help=f"Local worker processes (each runs `gradwise worker`); at most {WORKERS_PER_CORE} per CPU core ({max_workers()} here), since more only queue for the same cores.")
 @click.option("--resume", is_flag=True, help="Continue the study in --out/--storage; every finished trial is kept.")
-@click.option("--overwrite", is_flag=True, help="Replace the earlier run in --out (its study.journal, trials.csv and model/); without it, an --out that holds another run is refused.")
+@click.option("--overwrite", is_flag=True, help="Replace the earlier run in --out (its study.journal, trials.csv, model/ and report); it is put back if this run ends without a result. Without it, an --out that holds another run is refused.")
 @click.option("--threads", type=click.IntRange(1, 1024), default=1, show_default=True, help="torch threads per worker (small models run fastest on one).")
 @click.option("--heartbeat", "heartbeat_interval", type=click.IntRange(1, 3600), default=10, show_default=True, help="Seconds between heartbeats of a running trial (PostgreSQL storage).")
 @click.option("--population", default="auto", show_default=True, help="Train several trials and their CV folds at once as one batched network: auto (8 trials per population up to 20,000 training rows), off (one trial at a time) or K trials.")
@@ -58,16 +59,22 @@ def command(as_json: bool, out: Path | None, storage: str | None, study_name: st
       gradwise worker --storage postgresql://me@db/optuna --study houses   # on another machine
     """
     from ..tuning import tune
-    from ..tuning.session import default_study_name
+    from ..tuning.session import EarlierRunRestored, default_study_name
     from ..tuning.storage import _redact
 
     spec = spec_from_options(options, resume)
     out = out or Path("runs") / default_study_name(spec).replace("gradwise-", "tune-", 1)
+    if options["report"]:
+        check_out_dir(out)  # a report.html of the user's would stop the run only at its end
     try:
         result = tune(spec, out, storage, study_name, resume, display=None if not as_json else False, heartbeat_interval=heartbeat_interval, threads=threads, overwrite=overwrite)
+    except EarlierRunRestored:
+        click.echo(f"gradwise: interrupted; the earlier run in {out} is back as it was, and this run left nothing there", err=True)
+        sys.exit(130)
     except KeyboardInterrupt:
         shown = _redact(storage) if storage else None  # the password stays off the terminal and logs
-        click.echo(f"gradwise: interrupted; finished trials are kept in {shown or out}. Continue with: gradwise tune --out {out}{' --storage ' + shown if shown else ''} --resume", err=True)
+        given = shown if click.get_current_context().get_parameter_source("storage") != click.core.ParameterSource.ENVIRONMENT else None
+        click.echo(f"gradwise: interrupted; finished trials are kept in {shown or out}. Continue with: gradwise tune --out {out}{' --storage ' + given if given else ''} --resume", err=True)
         sys.exit(130)
     publish(out, options, "tune_document", result, options["data"], storage, out)
     if as_json:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import re
 import shutil
 import time
@@ -80,20 +81,43 @@ def tune(
 
     Nothing is written before every check has passed (see :func:`prepare`), an ``out_dir``
     holding another run is refused unless ``overwrite``, and a study this call created is
-    removed again if the call fails before any trial has completed.
+    removed again if the call fails before any trial has completed. With ``overwrite`` the
+    earlier run's files are set aside, not deleted, until this run has its result: a run
+    that fails or is interrupted (:class:`EarlierRunRestored`) puts them back as they were.
     """
     out_dir = Path(out_dir)
     check_output_dir(out_dir)
     set_threads(threads)
     study_name = study_name or default_study_name(spec)
     splits = None if resume else prepare(spec)  # a resume checks the stored spec instead
-    guard_out_dir(out_dir, storage, study_name, resume, overwrite)
-    before = _Footprint.take(out_dir, storage)
-    backend, spec, created = open_session(spec, out_dir, storage, study_name, resume, heartbeat_interval)
+    aside = _Aside.move(out_dir, guard_out_dir(out_dir, storage, study_name, resume, overwrite))
+    replacing = aside.folder is not None
     try:
+        result = _session(spec, out_dir, storage, study_name, resume, heartbeat_interval, splits, display, retrain, replacing)
+    except BaseException as error:
+        aside.restore()
+        if replacing and isinstance(error, KeyboardInterrupt):
+            raise EarlierRunRestored(str(out_dir)) from error
+        raise
+    aside.discard()
+    return result
+
+
+class EarlierRunRestored(KeyboardInterrupt):
+    """``tune --overwrite`` was interrupted: the earlier run is back in ``out_dir`` as it was."""
+
+
+def _session(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str, resume: bool, heartbeat_interval: int, splits: Any, display: bool | None, retrain: bool, replacing: bool) -> TuneResult:
+    """Open the study and run it; a failure removes the study this call created if no trial
+    of it completed (an interrupt too, when the run was replacing an earlier one: otherwise
+    the study is kept for --resume)."""
+    before = _Footprint.take(out_dir, storage)
+    backend, created = None, False
+    try:
+        backend, spec, created = open_session(spec, out_dir, storage, study_name, resume, heartbeat_interval)
         return _run(spec, out_dir, storage, study_name, resume, backend, created, splits, display, retrain)
-    except Exception:
-        if created:
+    except BaseException as error:
+        if created and (replacing or isinstance(error, Exception)):
             before.undo(backend, study_name)
         raise
 
@@ -130,17 +154,26 @@ def prepare(spec: TuneSpec) -> Any:
     return splits
 
 
-def guard_out_dir(out_dir: Path, storage: str | None, study_name: str, resume: bool, overwrite: bool) -> None:
-    """Refuse an ``out_dir`` that holds another run (unless ``overwrite``: then clear it)."""
+def guard_out_dir(out_dir: Path, storage: str | None, study_name: str, resume: bool, overwrite: bool) -> list[str]:
+    """Refuse an ``out_dir`` that holds another run, unless ``overwrite``: then return the
+    names of its files (its report too, if gradwise wrote it) for :class:`_Aside` to move."""
+    _refuse_left_aside(out_dir)
     used = [] if resume else previous_run(out_dir)
     if not used:
-        return
+        return []
     if overwrite:
-        _clear_run(out_dir, used)
-        return
+        return previous_run(out_dir, reports=True)
     if JOURNAL_NAME in used and not is_database_url(storage) and storage is None and study_name in _study_names(journal_path(out_dir)):
         raise ConfigError(f"study {study_name!r} already exists in {journal_path(out_dir)}; pass --resume to continue it, --overwrite to replace it, or choose another --out or --study")
     raise ConfigError(f"--out '{out_dir}' already holds another run ({', '.join(used)}); pass --overwrite to replace it, or choose another --out")
+
+
+def _refuse_left_aside(out_dir: Path) -> None:
+    """A ``tune --overwrite`` killed outright (SIGKILL, power loss) could not put the earlier
+    run back: its files wait in a hidden folder, and only the user can say which run to keep."""
+    left = sorted(out_dir.glob(ASIDE_PREFIX + "*")) if out_dir.is_dir() else []
+    if left:
+        raise ConfigError(f"'{left[0]}' holds the files of an earlier run that an interrupted `tune --overwrite` set aside; move them back into '{out_dir}' (after removing the files that replaced them) to restore that run, or delete the folder to keep what is in '{out_dir}'")
 
 
 def _study_names(journal: Path) -> set[str]:
@@ -157,9 +190,13 @@ def _study_names(journal: Path) -> set[str]:
     return names
 
 
-def _clear_run(out_dir: Path, used: list[str]) -> None:
-    """--overwrite: remove the earlier run's files (only those gradwise writes)."""
-    for name in used:
+ASIDE_PREFIX = ".gradwise-replaced-"  # + pid: where --overwrite keeps the earlier run meanwhile
+_JOURNAL_LOCKS = (".flock", ".budget-lock")  # the lock files beside a journal (storage.py)
+
+
+def _remove(out_dir: Path, names: list[str]) -> None:
+    """Delete these run files of ``out_dir`` (a journal with its lock files)."""
+    for name in names:
         path = out_dir / name
         if name == JOURNAL_NAME:
             remove_journal(path)
@@ -167,6 +204,52 @@ def _clear_run(out_dir: Path, used: list[str]) -> None:
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+
+
+@dataclasses.dataclass
+class _Aside:
+    """--overwrite: the earlier run's files (only those gradwise writes), moved into a hidden
+    folder inside ``out_dir`` (one rename each, so the same file system) until the new run
+    has a result (:meth:`discard`), or put back when it has none (:meth:`restore`)."""
+
+    out_dir: Path
+    folder: Path | None = None  # None: nothing was set aside
+    names: list[str] = dataclasses.field(default_factory=list)  # what the folder holds
+
+    @classmethod
+    def move(cls, out_dir: Path, names: list[str]) -> "_Aside":
+        if not names:
+            return cls(out_dir)
+        aside = cls(out_dir, out_dir / f"{ASIDE_PREFIX}{os.getpid()}")
+        aside.folder.mkdir()
+        parts = [*names, *(JOURNAL_NAME + lock for lock in _JOURNAL_LOCKS if JOURNAL_NAME in names)]
+        try:
+            for part in parts:
+                if (out_dir / part).exists():
+                    os.replace(out_dir / part, aside.folder / part)
+                    aside.names.append(part)
+        except BaseException:
+            aside._put_back()  # nothing new was written yet: only undo the moves
+            raise
+        return aside
+
+    def restore(self) -> None:
+        """Delete what the new run wrote in the earlier one's place, and put the earlier back."""
+        if self.folder is not None:
+            _remove(self.out_dir, previous_run(self.out_dir, reports=True))
+            self._put_back()
+
+    def _put_back(self) -> None:
+        for name in self.names:
+            os.replace(self.folder / name, self.out_dir / name)  # a file replaces a new lock file
+        self.folder.rmdir()
+        self.folder = None
+
+    def discard(self) -> None:
+        """The new run has its result: the earlier one is replaced for good."""
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
 
 
 @dataclasses.dataclass
