@@ -6,9 +6,11 @@ Each configuration trains 20 epochs (no early stopping) with its own α and seed
   (b) a synthetic 50,000 x 32 classification table, 3 hidden layers of 128, batch 256 (goal: >= 2x).
 
 Populations of K = 8, 32 and 128 each train K configurations at once (PopulationTrainer);
-the baseline trains a few configurations with gradwise.fit and reports its rate. Both run on
-``--threads`` torch threads (default 1: on a busy machine a second thread made populations
-5-20x slower; pass --threads 2 on a quiet one). On a CUDA GPU pass ``--device cuda``.
+the baseline trains a few configurations with gradwise.fit, one at a time, and reports its
+rate. Each side runs on its fastest thread count: gradwise.fit on the faster of one thread
+and all the cores (measured), populations on ``--threads`` (default 0: the cores the last
+minute's load left free, as `gradwise tune --threads 0` does; on a busy machine a second
+thread made populations 2-5x slower). On a CUDA GPU pass ``--device cuda``.
 
 Run:  python benchmarks/population.py [--quick] [--device cpu|cuda] [--threads N]
 ``--quick`` runs 2 epochs, K = 8 and 32, (b) on 5,000 rows: a check that the script works.
@@ -17,6 +19,7 @@ Run:  python benchmarks/population.py [--quick] [--device cpu|cuda] [--threads N
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -26,6 +29,7 @@ import torch
 from gradwise import TrainConfig, fit, load_table, split_table
 from gradwise.data.loading import Table
 from gradwise.training.population import Member, PopulationTrainer
+from gradwise.tuning.runner import free_cores
 
 
 def synthetic_table(rows: int, features: int = 32, classes: int = 4, seed: int = 0) -> Table:
@@ -56,31 +60,36 @@ def population_rate(base: TrainConfig, splits, k: int) -> float:
     return k / (time.perf_counter() - started)
 
 
-def run(name: str, base: TrainConfig, splits, sizes: list[int], fit_runs: int) -> None:
-    baseline = fit_rate(base, splits, fit_runs)
-    print(f"{name}: gradwise.fit one at a time: {baseline:.2f} configurations/s ({fit_runs} runs)")
+def run(name: str, base: TrainConfig, splits, sizes: list[int], fit_runs: int, threads: int) -> None:
+    rates = {}
+    for fit_threads in sorted({1, len(os.sched_getaffinity(0))}):
+        torch.set_num_threads(fit_threads)
+        rates[fit_threads] = fit_rate(base, splits, fit_runs)
+        print(f"{name}: gradwise.fit one at a time, {fit_threads} thread(s): {rates[fit_threads]:.2f} configurations/s ({fit_runs} runs)")
+    baseline = max(rates.values())
+    torch.set_num_threads(threads)
     for k in sizes:
         rate = population_rate(base, splits, k)
-        print(f"{name}: population K={k:4d}: {rate:.2f} configurations/s, {rate / baseline:.1f}x gradwise.fit")
+        print(f"{name}: population K={k:4d}, {threads} thread(s): {rate:.2f} configurations/s, {rate / baseline:.1f}x gradwise.fit's best")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads for populations (0: the free cores)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    threads = args.threads or free_cores()
     epochs = 2 if args.quick else 20
     sizes = [8, 32] if args.quick else [8, 32, 128]
-    print(f"device {args.device}, torch threads {torch.get_num_threads()}, {epochs} epochs per configuration"
+    print(f"device {args.device}, population torch threads {threads}, {epochs} epochs per configuration"
           + (" (--quick: a check that the script runs, not a measurement)" if args.quick else ""))
     digits = split_table(load_table("builtin:digits"), seed=0)
     base_a = TrainConfig(layers=2, hidden=64, batch_size=64, epochs=epochs, patience=None, device=args.device)
-    run("(a) digits 2x64 batch 64", base_a, digits, sizes, 2 if args.quick else 8)
+    run("(a) digits 2x64 batch 64", base_a, digits, sizes, 2 if args.quick else 8, threads)
     table = split_table(synthetic_table(5_000 if args.quick else 50_000), seed=0)
     base_b = TrainConfig(layers=3, hidden=128, batch_size=256, epochs=epochs, patience=None, device=args.device)
-    run(f"(b) {table.train.X.shape[0] + table.val.X.shape[0] + table.test.X.shape[0]:,} x 32, 3x128 batch 256", base_b, table, sizes, 2 if args.quick else 4)
+    run(f"(b) {table.train.X.shape[0] + table.val.X.shape[0] + table.test.X.shape[0]:,} x 32, 3x128 batch 256", base_b, table, sizes, 2 if args.quick else 4, threads)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ Methods, each run for the same number of seconds on the same split, model and sp
 - ``staged``: ``gradwise tune --strategy staged`` (α first, then the medium tier, then the
   low tier; TPE; Hyperband; the untuned defaults as trial 0);
 - ``staged_pop``: the same staged search with ``--population auto``: several trials asked
-  at once (TPE with constant_liar) and trained together as one batched network, on all
-  the cores (the one-at-a-time methods run on one torch thread, their fastest);
+  at once (TPE with constant_liar) and trained together as one batched network, on the
+  free cores as `gradwise tune` does (the one-at-a-time methods run on one torch thread,
+  their fastest);
 - ``joint``: ``gradwise tune --strategy joint`` (TPE over everything; Hyperband);
 - ``optuna``: plain Optuna as a user would write it: a hand-written ``objective(trial)``
   over the same five parameters and ranges, ``gradwise.fit`` as the model, ``TPESampler``
@@ -43,7 +44,7 @@ import torch
 
 from gradwise import TrainConfig, fit, load_table, split_table
 from gradwise.tuning import TuneSpec, default_space
-from gradwise.tuning.runner import create_study, load_study, run_worker
+from gradwise.tuning.runner import create_study, load_study, run_worker, set_threads
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 DATASETS = {"diabetes": "rmse", "breast_cancer": "loss", "digits": "loss"}
@@ -98,8 +99,9 @@ def run_gradwise(method: str, dataset: str, splits, metric: str, seed: int, budg
     storage = optuna.storages.InMemoryStorage()
     create_study(spec, storage, "bench", splits.task)
     study, spec = load_study(storage, "bench", spec, worker_seed=seed)
+    set_threads(0 if method == "staged_pop" else 1)  # 0: populations on the free cores, as `gradwise tune` does
     run_worker(study, spec, splits, timeout=budget)
-    torch.set_num_threads(1)  # a population run takes all the cores; the next method starts on one again
+    set_threads(1)
     return study
 
 

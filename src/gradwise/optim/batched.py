@@ -106,10 +106,15 @@ class BatchedOptimizer:
         if key not in cache:
             h = self.hyper
             values = {"beta": h.beta, "1-beta": 1 - h.beta, "beta1": h.beta1, "1-beta1": 1 - h.beta1, "beta2": h.beta2,
-                      "1-beta2": 1 - h.beta2, "eps": h.eps, "weight_decay": h.weight_decay, "lr": h.lr}[name]
+                      "1-beta2": 1 - h.beta2, "eps": h.eps, "weight_decay": h.weight_decay, "-lr": -h.lr}[name]
             cache[key] = per_member(values, p)
             cache[("any", name)] = bool((values != 0).any())
         return cache[key]
+
+    def _cache_any(self, name: str, p: Tensor) -> bool:
+        """Whether any member's ``name`` is non-zero (weight decay is skipped when none is)."""
+        self._constant(name, p)
+        return self._cache[("any", name)]
 
     def extend(self, hyper: MemberHyper) -> None:
         """New members (``hyper`` theirs) appended with fresh state; ``params`` are replaced by the caller."""
@@ -120,40 +125,47 @@ class BatchedOptimizer:
         self._cache = {}
 
     def _update(self, i: int, p: Tensor, g: Tensor) -> None:
+        # Each line is one pass over the population's memory, and the step is memory-bound,
+        # so the updates are written with as few passes as the equations allow (Adam: 7).
         c = self._constant
-        if c("weight_decay", p) is not None and self._cache[("any", "weight_decay")]:
-            g = g + c("weight_decay", p) * p  # dθ + λθ
+        if self._cache_any("weight_decay", p):
+            g = g.addcmul(p, c("weight_decay", p))  # dθ + λθ
         if self.kind == "gd":
-            p.sub_(c("lr", p) * g)  # θ := θ − α dθ
+            p.addcmul_(g, c("-lr", p))  # θ := θ − α dθ
         elif self.kind == "momentum":
             V = self.state["V"][i]
             V.lerp_(g, c("1-beta", p))  # V := β V + (1 − β) dθ
-            p.sub_(c("lr", p) * V)
+            p.addcmul_(V, c("-lr", p))
         elif self.kind == "rmsprop":
             S = self.state["S"][i]
-            S.mul_(c("beta", p)).add_(c("1-beta", p) * g * g)
-            p.sub_(c("lr", p) * g / self._root(S, c("eps", p)))
+            S.lerp_(g * g, c("1-beta", p))  # S := β S + (1 − β) dθ²
+            p.addcdiv_(g * c("-lr", p), self._root(S, c("eps", p)))
         else:
             self._adam(i, p, g)
 
     def _adam(self, i: int, p: Tensor, g: Tensor) -> None:
-        h, c = self.hyper, self._constant
         V, S = self.state["V"][i], self.state["S"][i]
-        V.lerp_(g, c("1-beta1", p))  # V := β1 V + (1 − β1) dθ
-        S.mul_(c("beta2", p)).addcmul_(g, g * c("1-beta2", p))  # S := β2 S + (1 − β2) dθ²
-        if self.bias_correction:  # 1 − β^t per member, t its own step count; in float64 as the reference
-            c1, c2 = 1 - h.beta1 ** self.steps, 1 - h.beta2 ** self.steps
-            denominator = self._root_(S * per_member(1 / c2, p), c("eps", p))
-            p.addcdiv_(V * per_member(-h.lr / c1, p), denominator)  # θ := θ − α V̂ / sqrt(Ŝ + ε)
-        else:
-            p.addcdiv_(V * (-c("lr", p)), self._root_(S.clone(), c("eps", p)))
+        V.lerp_(g, self._constant("1-beta1", p))  # V := β1 V + (1 − β1) dθ
+        S.lerp_(g * g, self._constant("1-beta2", p))  # S := β2 S + (1 − β2) dθ²
+        step, eps = self._adam_scalars(p)
+        p.addcdiv_(V * step, self._root(S, eps))  # θ := θ − α V̂ / (sqrt(Ŝ) + ε)
 
-    def _root_(self, S: Tensor, eps: Tensor) -> Tensor:
-        """:meth:`_root` in place on a temporary (one pass fewer over the population's memory)."""
-        return S.add_(eps).sqrt_() if self.eps_inside_sqrt else S.sqrt_().add_(eps)
+    def _adam_scalars(self, p: Tensor) -> tuple[Tensor, Tensor]:
+        """−step size and ε, per member, with the bias corrections folded in.
+
+        With V̂ = V / c1 and Ŝ = S / c2 (c = 1 − β^t, t the member's own step count, in
+        float64 as the reference): α V̂ / (sqrt(Ŝ) + ε) = (α sqrt(c2) / c1) V / (sqrt(S) + ε sqrt(c2)),
+        and with ε inside the root, α V̂ / sqrt(Ŝ + ε) = (α sqrt(c2) / c1) V / sqrt(S + ε c2).
+        So the update never divides S or V by the corrections: two passes fewer."""
+        h = self.hyper
+        if not self.bias_correction:
+            return self._constant("-lr", p), self._constant("eps", p)
+        c1, c2 = 1 - h.beta1 ** self.steps, 1 - h.beta2 ** self.steps
+        eps = h.eps * (c2 if self.eps_inside_sqrt else c2.sqrt())
+        return per_member(-h.lr * c2.sqrt() / c1, p), per_member(eps, p)
 
     def _root(self, S: Tensor, eps: Tensor) -> Tensor:
-        return (S + eps).sqrt() if self.eps_inside_sqrt else S.sqrt() + eps
+        return (S + eps).sqrt_() if self.eps_inside_sqrt else S.sqrt().add_(eps)
 
     def _snapshot(self) -> list[Tensor]:
         return [t.clone() for t in self._tensors()]

@@ -12,7 +12,9 @@ them may die and need a retry.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,11 +167,7 @@ def run_one(study: optuna.Study, trial: optuna.Trial, objective: Callable[[optun
 
 
 def _population_size(spec: TuneSpec, splits: Any) -> int:
-    """Trials per population for this worker (0: one trial at a time).
-
-    The thread count stays what --threads set: on the busy 2-core machine this was measured
-    on, 40 members on digits took 0.5 s an epoch on one torch thread and 2.5-10 s on two
-    (the threads wait on each other); --workers 2 is the way to use both cores."""
+    """Trials per population for this worker (0: one trial at a time)."""
     from .populations import resolve_population
 
     return resolve_population(getattr(spec, "population", "off"), len(splits.train))
@@ -181,10 +179,47 @@ def _population_objective(objective: Any, spec: TuneSpec) -> Any:
     return PopulationObjective(objective, monitor=spec.monitor)
 
 
+# --threads 0 ("auto"): one torch thread for one-at-a-time trials, whose small steps run
+# fastest on one, and the free cores for populations, whose batched steps are big enough to
+# split. Set by set_threads, read by run_worker.
+_auto_threads = False
+
+
 def set_threads(threads: int) -> None:
+    """torch's thread count for this worker; 0 means auto (see :func:`population_threads`)."""
     import torch
 
+    global _auto_threads
+    _auto_threads = threads == 0
     torch.set_num_threads(max(1, threads))
+
+
+def free_cores() -> int:
+    """Cores this process may use that the last minute's load left idle (at least 1).
+
+    Why the load matters: a torch thread that shares its core with another busy process
+    makes every batched step wait for it; on the 2-core machine a population ran 2-5x
+    slower on two threads than on one while a test suite ran beside it."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # no load average on this platform: assume the cores are ours
+        busy = 0.0
+    return max(1, min(cores, math.floor(cores - busy + 0.5)))
+
+
+@contextlib.contextmanager
+def population_threads():
+    """Under --threads auto, populations train on the free cores; the count is restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if _auto_threads:
+        torch.set_num_threads(free_cores())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_worker(
@@ -201,6 +236,12 @@ def run_worker(
     and on a busy CPU a second intra-op thread makes each step many times slower, not faster.
     """
     splits = splits if splits is not None else load_splits(spec)
+    with population_threads() if _population_size(spec, splits) else contextlib.nullcontext():
+        return _run_worker(study, spec, splits, timeout, on_trial, ownerless_is_stale)
+
+
+def _run_worker(study: optuna.Study, spec: TuneSpec, splits: Any, timeout: float | None,
+                on_trial: Callable[[optuna.Study], None] | None, ownerless_is_stale: bool) -> int:
     objective = build_objective(spec, splits)
     journal = storage_journal(study._storage)
     deadline = None if timeout is None else time.monotonic() + timeout

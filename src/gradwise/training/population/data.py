@@ -80,5 +80,11 @@ def epoch_order(stacked: Stacked, batch_sizes: list[int], generators: list[torch
 
 
 def gather_rows(stacked: Stacked, order: Tensor) -> tuple[Tensor, Tensor]:
-    rows = torch.arange(order.shape[0], device=order.device).unsqueeze(1)
-    return stacked.X[rows, order], stacked.y[rows, order]
+    """Each member's rows in its epoch order. Written as one ``index_select`` over the
+    stacks seen as [K·M, ...] (member k's row r at k·M + r), which copies whole rows: the
+    two-index form ``X[members, order]`` took 8x as long (7.6 ms an epoch, 32 x 1,259 x 64)."""
+    K, M = order.shape
+    flat = (order + torch.arange(K, device=order.device).unsqueeze(1) * M).view(-1)
+    X = stacked.X.reshape(K * M, *stacked.X.shape[2:]).index_select(0, flat).view(K, M, *stacked.X.shape[2:])
+    y = stacked.y.reshape(K * M, *stacked.y.shape[2:]).index_select(0, flat).view(K, M, *stacked.y.shape[2:])
+    return X, y
