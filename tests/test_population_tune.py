@@ -122,3 +122,35 @@ def test_trials_share_a_population_only_within_a_width_and_batch_size_bucket():
     groups = group_trials([TrialRun(None, c) for c in configs], [splits])
     assert sorted(len(g) for g in groups) == [1, 1, 1, 2]
     assert {id(r.config) for g in groups if len(g) == 2 for r in g} == {id(configs[0]), id(configs[1])}
+
+
+def test_threads_auto_gives_populations_the_idle_cores_and_one_trial_at_a_time_one():
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    from gradwise.tuning import runner
+
+    before = torch.get_num_threads()
+    try:
+        runner.set_threads(0)
+        assert torch.get_num_threads() == 1
+        with runner.population_threads():
+            idle = torch.get_num_threads()
+        assert torch.get_num_threads() == 1
+        assert 1 <= idle <= len(os.sched_getaffinity(0))
+        # A process spinning on a core beside us takes that core away from the population.
+        spinner = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"])
+        try:
+            time.sleep(0.3)
+            assert runner.free_cores() <= max(1, idle - 1)
+        finally:
+            spinner.wait()
+        runner.set_threads(1)  # an explicit count is kept for populations too
+        with runner.population_threads():
+            assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -40,7 +40,7 @@ STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then lay
 @click.option("--workers", type=click.IntRange(1, max_workers()), default=1, show_default=True, help=f"Local worker processes (each runs `gradwise worker`); at most {WORKERS_PER_CORE} per CPU core ({max_workers()} here), since more only queue for the same cores.")
 @click.option("--resume", is_flag=True, help="Continue the study in --out/--storage; every finished trial is kept.")
 @click.option("--overwrite", is_flag=True, help="Replace the earlier run in --out (its study.journal, trials.csv, model/ and report); it is put back if this run ends without a result. Without it, an --out that holds another run is refused.")
-@click.option("--threads", type=click.IntRange(1, 1024), default=1, show_default=True, help="torch threads per worker (small models run fastest on one).")
+@click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True, help="torch threads per worker; 0: one for trials trained one at a time (small models run fastest on one) and the cores the last minute's load left free for populations.")
 @click.option("--heartbeat", "heartbeat_interval", type=click.IntRange(1, 3600), default=10, show_default=True, help="Seconds between heartbeats of a running trial (PostgreSQL storage).")
 @click.option("--population", default="auto", show_default=True, help="Train several trials and their CV folds at once as one batched network: auto (8 trials per population up to 20,000 training rows), off (one trial at a time) or K trials.")
 @click.option("--no-monitor", is_flag=True, help="Do not watch gradients (no immediate pruning on exploding gradients).")

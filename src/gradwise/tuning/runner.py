@@ -194,18 +194,35 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(max(1, threads))
 
 
-def free_cores() -> int:
-    """Cores this process may use that the last minute's load left idle (at least 1).
+def free_cores(window: float = 0.2) -> int:
+    """Cores of this process's that other processes leave idle now (at least 1).
 
-    Why the load matters: a torch thread that shares its core with another busy process
-    makes every batched step wait for it; on the 2-core machine a population ran 2-5x
-    slower on two threads than on one while a test suite ran beside it."""
+    Why it matters: a torch thread that shares its core with another busy process makes
+    every batched step wait for it; on the 2-core machine a population ran 2-5x slower on
+    two threads than on one while a test suite ran beside it. Measured from /proc/stat over
+    ``window`` seconds (while this process waits), since the load average still counts
+    whatever ran in the last minute; elsewhere the load average is all there is."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:  # no load average on this platform: assume the cores are ours
-        busy = 0.0
+    busy = _busy_cores(window)
     return max(1, min(cores, math.floor(cores - busy + 0.5)))
+
+
+def _busy_cores(window: float) -> float:
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        return sum(fields[:8]), fields[3] + fields[4]  # all time (less guest), idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(window)
+        total1, idle1 = sample()
+        return (os.cpu_count() or 1) * (1 - (idle1 - idle0) / max(1, total1 - total0))
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except OSError:
+            return 0.0
 
 
 @contextlib.contextmanager

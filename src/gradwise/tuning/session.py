@@ -74,7 +74,7 @@ def tune(
     display: bool | None = False,
     retrain: bool = True,
     heartbeat_interval: int = DEFAULT_HEARTBEAT,
-    threads: int = 1,
+    threads: int = 0,
     overwrite: bool = False,
 ) -> TuneResult:
     """Search ``spec``'s space within its budget; returns the best model and the evidence.
