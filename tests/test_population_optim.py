@@ -26,16 +26,20 @@ def reference(kind: str, param: torch.nn.Parameter, k: int, bias_correction: boo
                 bias_correction=bias_correction, eps_inside_sqrt=eps_inside_sqrt, impl="reference")
 
 
-CASES = [("gd", True, False), ("momentum", True, False), ("rmsprop", False, True), ("rmsprop", False, False),
-         ("adam", True, False), ("adam", False, True), ("adam", True, True), ("adam", False, False)]
+# (kind, bias_correction, eps_inside_sqrt, fused): the default Adam form runs through torch's
+# fused kernel (one call per distinct β1, β2, ε: here one per member) and, with fused off,
+# through the eager ops.
+CASES = [("gd", True, False, True), ("momentum", True, False, True), ("rmsprop", False, True, True), ("rmsprop", False, False, True),
+         ("adam", True, False, True), ("adam", True, False, False), ("adam", False, True, True), ("adam", True, True, True),
+         ("adam", False, False, True)]
 
 
-@pytest.mark.parametrize("kind,bias_correction,eps_inside_sqrt", CASES)
-def test_each_member_steps_as_the_reference_optimizer(kind, bias_correction, eps_inside_sqrt):
+@pytest.mark.parametrize("kind,bias_correction,eps_inside_sqrt,fused", CASES)
+def test_each_member_steps_as_the_reference_optimizer(kind, bias_correction, eps_inside_sqrt, fused):
     torch.manual_seed(0)
     start = torch.randn(K, 4, 5)
     stacked = start.clone().requires_grad_(True)
-    batched = BatchedOptimizer(kind, [stacked], MemberHyper.from_values(**HYPER), bias_correction, eps_inside_sqrt)
+    batched = BatchedOptimizer(kind, [stacked], MemberHyper.from_values(**HYPER), bias_correction, eps_inside_sqrt, use_fused=fused)
     singles = [torch.nn.Parameter(start[k].clone()) for k in range(K)]
     refs = [reference(kind, singles[k], k, bias_correction, eps_inside_sqrt) for k in range(K)]
     # Member 1 sits out steps 2 and 4 (its epoch had fewer batches): it must not move then.
@@ -67,3 +71,18 @@ def test_a_member_out_of_step_keeps_its_state_exactly():
     for a, b in zip(before, after):
         assert torch.equal(a, b)
     assert batched.steps.tolist() == [2.0, 2.0, 1.0]
+
+
+def test_fused_adam_groups_members_that_share_their_betas_and_matches_the_eager_update():
+    torch.manual_seed(2)
+    hyper = {"lr": [0.1, 0.01, 0.003, 0.02], "beta1": [0.9, 0.9, 0.5, 0.9], "beta2": [0.999, 0.999, 0.9, 0.999], "eps": [1e-8] * 4}
+    start = torch.randn(4, 30)
+    params = [start.clone().requires_grad_(True) for _ in range(2)]
+    fused, eager = (BatchedOptimizer("adam", [p], MemberHyper.from_values(**hyper), use_fused=f) for p, f in zip(params, (True, False)))
+    for _ in range(5):
+        grads = torch.randn(4, 30)
+        for p, opt in zip(params, (fused, eager)):
+            p.grad = grads.clone()
+            opt.step()
+    assert [members for members, _ in fused._hyper_groups()] == [[0, 1, 3], [2]]
+    torch.testing.assert_close(params[0].detach(), params[1].detach(), rtol=1e-6, atol=1e-7)
