@@ -86,3 +86,14 @@ def test_fused_adam_groups_members_that_share_their_betas_and_matches_the_eager_
             opt.step()
     assert [members for members, _ in fused._hyper_groups()] == [[0, 1, 3], [2]]
     torch.testing.assert_close(params[0].detach(), params[1].detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_fused_adam_keeps_no_copies_across_steps_with_weight_decay():
+    """The kernel's argument lists are cached by tensor address: a new decayed gradient each
+    step would add an entry (and keep a [K, P] tensor alive) every step."""
+    stacked = torch.randn(K, 50).requires_grad_(True)
+    batched = BatchedOptimizer("adam", [stacked], MemberHyper.from_values(**HYPER))
+    for _ in range(6):
+        stacked.grad = torch.randn(K, 50)  # a new gradient tensor every step
+        batched.step()
+    assert len([key for key in batched._cache if key[0] == "fused"]) == 1
