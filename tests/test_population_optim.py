@@ -97,3 +97,16 @@ def test_fused_adam_keeps_no_copies_across_steps_with_weight_decay():
         stacked.grad = torch.randn(K, 50)  # a new gradient tensor every step
         batched.step()
     assert len([key for key in batched._cache if key[0] == "fused"]) == 1
+
+
+def test_subnormal_running_averages_are_set_to_zero_and_nothing_else_moves():
+    stacked = torch.randn(K, 6).requires_grad_(True)
+    batched = BatchedOptimizer("adam", [stacked], MemberHyper.from_values(**HYPER))
+    V = batched.state["V"][0]
+    V.copy_(torch.tensor([1e-39, -5e-40, 1e-30, 0.5, -2e-38, 1.2e-38]).expand(K, 6))
+    before = V.clone()
+    batched.flush_subnormal_state()
+    tiny = torch.finfo(torch.float32).tiny
+    assert torch.equal(V[:, [0, 1]], torch.zeros(K, 2))  # subnormal: flushed
+    assert torch.equal(V[:, [2, 3, 4, 5]], before[:, [2, 3, 4, 5]])  # normal floats (>= tiny) are kept
+    assert bool((before[:, 4].abs() >= tiny).all()) and bool((before[:, 0].abs() < tiny).all())

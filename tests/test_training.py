@@ -137,3 +137,28 @@ def test_batch_norm_and_dropout_models_train(iris):
     result = fit(TrainConfig(epochs=5, batch_norm=True, dropout=0.2, batch_size=16), iris)
     assert math.isfinite(result.metrics["val"]["loss"])
     assert any(isinstance(m, torch.nn.BatchNorm1d) for m in result.model.net.modules())
+
+
+def test_fit_flushes_subnormals_while_training_and_restores_the_mode_after():
+    from gradwise.training.denormals import _flushing, flushed_denormals
+
+    assert not _flushing()
+    with flushed_denormals():
+        assert _flushing()
+        assert float(torch.tensor([1e-30]) * 1e-10) == 0.0
+    assert not _flushing()
+    seen = []
+
+    class Watch:
+        def on_epoch_end(self, state, record):
+            seen.append(_flushing())
+
+    fit(TrainConfig(epochs=2, hidden=4), split_table(load_table("builtin:iris"), seed=0), callbacks=[Watch()])
+    assert seen == [True, True] and not _flushing()
+    torch.set_flush_denormal(True)  # the user's own setting survives a block
+    try:
+        with flushed_denormals():
+            assert _flushing()
+        assert _flushing()
+    finally:
+        torch.set_flush_denormal(False)

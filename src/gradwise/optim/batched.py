@@ -95,6 +95,21 @@ class BatchedOptimizer:
         self.state = {name: [t.index_select(0, index) for t in ts] for name, ts in self.state.items()}
         self.steps = self.steps.index_select(0, index)
 
+    def flush_subnormal_state(self) -> None:
+        """Set the running averages' subnormal values (below 1.2e-38 in float32) to zero.
+
+        A unit whose gradient is exactly zero (a dead ReLU) has its V shrink by β each step,
+        into the subnormal range after some 800 steps, where every op over V runs many times
+        slower: on a 50,000 x 32 table with 3x128 networks, 12% of V was subnormal from
+        epoch 6 and epochs took 0.73 s instead of 0.47 s. The CPU's flush-to-zero mode would
+        cure it, but torch sets it for the calling thread only, not for its worker threads.
+        Once zero, such a V stays zero; the update it gave was below 1e-30 anyway. The
+        trainer calls this once an epoch (three passes over V, against the seven a step)."""
+        for name in ("V", "S"):
+            for t in self.state.get(name, []):
+                if t.dtype == torch.float32 and t.device.type == "cpu":
+                    t.masked_fill_(t.abs() < torch.finfo(t.dtype).tiny, 0.0)
+
     def set_lr(self, lr: Tensor) -> None:
         """Each member's α for the coming steps (the trainer's per-epoch decay)."""
         self.hyper.lr = lr

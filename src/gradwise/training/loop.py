@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..models.mlp import build_mlp
 from ..models.model import GradwiseModel
 from ..optim import build_optimizer, make_schedule
+from .denormals import flushed_denormals
 from .flat import ELEMENTWISE_OPTIMIZERS, FlatParameters
 from .callbacks import EpochRecord, StopTraining, TrainState, dispatch
 from .metrics import RunningMetrics, evaluate, loss_function, target_variance
@@ -64,7 +65,8 @@ def fit(config: TrainConfig, splits: Splits, callbacks: Iterable[Any] = (), prog
     state = TrainState(net, optimizer, config, splits.task)
     trainer = _Trainer(config, state, data, callbacks, device, flat)
     try:
-        stop_reason = trainer.run(progress)
+        with flushed_denormals():
+            stop_reason = trainer.run(progress)
     finally:
         flat.restore()
     metrics = {name: _metrics(net, data, name, splits.task) for name in ("train", "val", "test")}

@@ -32,6 +32,7 @@ from ...errors import ConfigError
 from ...optim.batched import BatchedOptimizer, MemberHyper, optimizer_form
 from ...optim.schedules import make_schedule
 from ..callbacks import EpochRecord
+from ..denormals import flushed_denormals
 from ..loop import build_model, resolve_device
 from ..metrics import regression_metrics, target_variance
 from ..result import FitResult
@@ -235,6 +236,11 @@ class PopulationTrainer:
         and ``refill(trainer)`` may :meth:`add` members after any epoch."""
         self.started = time.perf_counter()
         self.on_end = on_end
+        with flushed_denormals():
+            self._loop(on_epoch, refill)
+        return [r for r in self.results if r is not None]
+
+    def _loop(self, on_epoch: EpochHook | None, refill: Callable[["PopulationTrainer"], None] | None) -> None:
         while self.live:
             records = self._epoch()
             ending = self._stop_reasons(records)
@@ -248,13 +254,13 @@ class PopulationTrainer:
             self._end(ending)
             if refill is not None:
                 refill(self)
-        return [r for r in self.results if r is not None]
 
     def _epoch(self) -> dict[int, EpochRecord]:
         """One epoch of every live member (each at its own epoch count)."""
         started = time.perf_counter()
         lrs = [self.schedules[m](self.epochs_done[m]) for m in self.ids]
         self.optimizer.set_lr(torch.tensor(lrs, dtype=torch.float64, device=self.device))
+        self.optimizer.flush_subnormal_state()
         train = self._train_one_epoch()
         val = self._evaluate(self.val, [self.val_var[m] for m in self.ids])
         seconds = time.perf_counter() - started
