@@ -36,7 +36,7 @@ from ..denormals import flushed_denormals
 from ..loop import build_model, resolve_device
 from ..metrics import regression_metrics, target_variance
 from ..result import FitResult
-from .data import Stacked, epoch_order, gather_rows, member_tensors, stack
+from .data import Stacked, epoch_order, flat_order, gather_rows, member_tensors, stack, take
 from .network import LAYOUT_WARNING, StackedMLP
 from .watch import PopulationWatch
 
@@ -285,21 +285,29 @@ class PopulationTrainer:
         steps = [math.ceil(m / b) for m, b in zip(counts, batch_sizes)]
         steps_t = torch.tensor(steps, device=self.device)
         order = epoch_order(self.train, batch_sizes, [self.generators[m] for m in self.ids])
-        X, y = gather_rows(self.train, order)
         valid = self.train.valid()
         sums = _Sums(K, self.task, self.device)
-        batch = self._same_size_batch if len(set(batch_sizes)) == 1 else self._batch_of(batch_sizes)
+        same_size = len(set(batch_sizes)) == 1
+        if same_size:  # each step copies its own batch rows
+            X, y, batch = self.train, flat_order(order), self._same_size_batch
+        else:
+            X, y = gather_rows(self.train, order)
+            batch = self._batch_of(batch_sizes)
+        # Steps whose batch is B real rows for every member: no masks needed there.
+        full_steps = min(m // B for m in counts) if same_size else 0
         for s in range(max(steps)):
             active = None if s < min(steps) else torch.tensor(s, device=self.device) < steps_t
-            self._step(*batch(X, y, valid, s, B), active, sums, first=s == 0)
-            for slot, member in enumerate(self.ids):
-                self.updates[member] += int(s < steps[slot])
+            self._step(*batch(X, y, valid, s, B), active, sums, first=s == 0, full=s < full_steps)
+        for slot, member in enumerate(self.ids):
+            self.updates[member] += steps[slot]
         return sums.results(self.task, [self.scales[m] for m in self.ids], [self.train_var[m] for m in self.ids])
 
     @staticmethod
-    def _same_size_batch(X: Tensor, y: Tensor, valid: Tensor, s: int, B: int) -> tuple[Tensor, Tensor, Tensor]:
-        rows = slice(s * B, (s + 1) * B)  # views: no copy
-        return X[:, rows], y[:, rows], valid[:, rows]
+    @staticmethod
+    def _same_size_batch(train: Stacked, rows: Tensor, valid: Tensor, s: int, B: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Step ``s`` of every member: its rows [s·B, (s + 1)·B) of its epoch order (``rows``, flat)."""
+        window = slice(s * B, (s + 1) * B)
+        return (*take(train, rows[:, window]), valid[:, window])
 
     def _batch_of(self, batch_sizes: list[int]) -> Callable[..., tuple[Tensor, Tensor, Tensor]]:
         """Batches when members' batch sizes differ: member k's step s takes its rows
@@ -318,7 +326,8 @@ class PopulationTrainer:
 
         return batch
 
-    def _step(self, xb: Tensor, yb: Tensor, valid: Tensor, active: Tensor | None, sums: "_Sums", first: bool) -> None:
+    def _step(self, xb: Tensor, yb: Tensor, valid: Tensor, active: Tensor | None, sums: "_Sums", first: bool, full: bool = False) -> None:
+        """One update of every active member; ``full``: every row of the batch is real."""
         self.net.zero_grad()
         kept = [] if (self.watch is not None and first) else None
         out = self.net.forward(xb, train=True, keep=kept)
@@ -326,8 +335,12 @@ class PopulationTrainer:
             out.retain_grad()
             kept.append(out)
         per_row = row_losses(out, yb, self.task)
-        count = valid.sum(dim=1)
-        losses = (per_row * valid).sum(dim=1) / count.clamp(min=1)
+        if full:
+            valid, count = None, xb.shape[1]
+            losses = per_row.mean(dim=1)
+        else:
+            count = valid.sum(dim=1)
+            losses = (per_row * valid).sum(dim=1) / count.clamp(min=1)
         if first:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=LAYOUT_WARNING)
@@ -425,24 +438,38 @@ def row_losses(out: Tensor, y: Tensor, task: str) -> Tensor:
 
 
 class _Sums:
-    """Per-member sums on the device during an epoch, read once at its end (as RunningMetrics)."""
+    """Per-member sums over an epoch's batches, kept on the device as each step's [K] terms
+    and added up once at its end (as RunningMetrics does for fit): a step adds three small
+    ops (argmax, compare, sum) instead of ten."""
 
     def __init__(self, K: int, task: str, device: torch.device) -> None:
-        self.loss = torch.zeros(K, dtype=torch.float64, device=device)
-        self.count = torch.zeros(K, dtype=torch.int64, device=device)
-        self.score: Tensor | None = None
+        self.K, self.device = K, device
+        self.losses: list[Tensor] = []
+        self.counts: list[Tensor | int] = []
+        self.scores: list[Tensor] = []
 
-    def add(self, out: Tensor, y: Tensor, valid: Tensor, losses: Tensor, count: Tensor) -> None:
-        self.loss += losses.double() * count
-        self.count += count
+    def add(self, out: Tensor, y: Tensor, valid: Tensor | None, losses: Tensor, count: Tensor | int) -> None:
+        """One batch: ``valid`` None when every row is real (``count`` then the batch size)."""
+        self.losses.append(losses)
+        self.counts.append(count)
         if out.dim() == 3 and y.dim() == 2:  # classification: correct answers
-            score = ((out.argmax(dim=2) == y) & valid).sum(dim=1).double()
+            hits = out.argmax(dim=2) == y
+            self.scores.append((hits if valid is None else hits & valid).sum(dim=1))
         else:  # regression: squared errors per output
-            score = (((out - y) ** 2) * valid.unsqueeze(2)).sum(dim=1).double()
-        self.score = score if self.score is None else self.score + score
+            squares = (out - y) ** 2
+            self.scores.append((squares if valid is None else squares * valid.unsqueeze(2)).sum(dim=1))
+
+    def _totals(self) -> tuple[Tensor, Tensor, Tensor | None]:
+        if not self.losses:
+            zeros = torch.zeros(self.K, dtype=torch.float64)
+            return zeros, zeros.long(), None
+        counts = torch.stack([c if isinstance(c, Tensor) else torch.full((self.K,), c, device=self.device) for c in self.counts]).double()
+        loss = (torch.stack(self.losses).double() * counts).sum(dim=0)
+        score = torch.stack(self.scores).double().sum(dim=0)
+        return loss.cpu(), counts.sum(dim=0).long().cpu(), score.cpu()
 
     def results(self, task: str, scales: list, variances: list) -> list[tuple[float, dict[str, float]]]:
-        loss, count, score = self.loss.cpu(), self.count.cpu(), self.score.cpu() if self.score is not None else None
+        loss, count, score = self._totals()
         out = []
         for k in range(len(loss)):
             n = int(count[k])
