@@ -79,12 +79,13 @@ def test_fused_adam_groups_members_that_share_their_betas_and_matches_the_eager_
     start = torch.randn(4, 30)
     params = [start.clone().requires_grad_(True) for _ in range(2)]
     fused, eager = (BatchedOptimizer("adam", [p], MemberHyper.from_values(**hyper), use_fused=f) for p, f in zip(params, (True, False)))
-    for _ in range(5):
+    for step in range(5):
         grads = torch.randn(4, 30)
         for p, opt in zip(params, (fused, eager)):
             p.grad = grads.clone()
-            opt.step()
-    assert [members for members, _ in fused._hyper_groups()] == [[0, 1, 3], [2]]
+            opt.step(torch.tensor([True, step != 1, True, True]))
+    # Member 1 sat a step out, so its step count splits the run of members 0, 1 (and 3).
+    assert [runs for runs, _ in fused._hyper_groups()] == [[(0, 1), (1, 2), (3, 4)], [(2, 3)]]
     torch.testing.assert_close(params[0].detach(), params[1].detach(), rtol=1e-6, atol=1e-7)
 
 

@@ -83,10 +83,18 @@ class BatchedOptimizer:
             active = None
         kept = None if active is None else self._snapshot()
         self.steps += 1 if active is None else active.to(self.steps.dtype)
+        if active is not None:  # step counts now differ: the fused kernel's runs are made anew
+            self._forget_runs()
         for i, p in enumerate(self.params):
             self._update(i, p, p.grad)
         if kept is not None:
             self._restore_inactive(kept, active)
+            self._forget_runs()
+
+    def _forget_runs(self) -> None:
+        cache = self.__dict__.setdefault("_cache", {})
+        for key in [k for k in cache if k == "groups" or (isinstance(k, tuple) and k[0] == "fused")]:
+            del cache[key]
 
     def select(self, index: Tensor) -> None:
         """Keep only the members at ``index`` (compaction; ``params`` are replaced by the caller)."""
@@ -197,15 +205,17 @@ class BatchedOptimizer:
         p.addcmul_(U, per_member(self.hyper.lr, p))
 
     def _fused_calls(self, i: int, tensors: tuple[Tensor, ...]) -> list[tuple[tuple, tuple[float, float, float]]]:
-        """The kernel's argument lists (one row view per member and tensor), made once per
-        set of tensors: building K views of four tensors every step cost about 0.1 ms."""
+        """The kernel's argument lists, made once per set of tensors and grouping (building
+        them every step cost about 0.1 ms): per distinct (β1, β2, ε), one slice of each
+        tensor per run of consecutive members that share them and their step count. With
+        every member alike that is one [K, P] tensor, which the kernel splits across threads
+        (one row per member was one thread's work)."""
         cache = self.__dict__.setdefault("_cache", {})
         key = ("fused", i, tuple(t.data_ptr() for t in tensors), tensors[0].shape)
         if key not in cache:
-            rows = [t.unbind(0) for t in tensors]
-            steps = self._steps_as(tensors[0]).unbind(0)
-            cache[key] = [(tuple([r[k] for k in members] for r in rows) + ([], [steps[k] for k in members]), betas)
-                          for members, betas in self._hyper_groups()]
+            steps = self._steps_as(tensors[0])
+            cache[key] = [(tuple([t[a:b] for a, b in runs] for t in tensors) + ([], [steps[a] for a, _ in runs]), betas)
+                          for runs, betas in self._hyper_groups()]
         return cache[key]
 
     def _steps_as(self, p: Tensor) -> Tensor:
@@ -224,14 +234,20 @@ class BatchedOptimizer:
             scratch[key] = torch.empty_like(p, memory_format=torch.contiguous_format)
         return scratch[key]
 
-    def _hyper_groups(self) -> list[tuple[list[int], tuple[float, float, float]]]:
-        """Members grouped by their (β1, β2, ε), computed once per change of members."""
+    def _hyper_groups(self) -> list[tuple[list[tuple[int, int]], tuple[float, float, float]]]:
+        """Runs [a, b) of consecutive members alike in (β1, β2, ε) and step count, grouped by
+        (β1, β2, ε); made again whenever members change or some sat a step out."""
         cache = self.__dict__.setdefault("_cache", {})
         if "groups" not in cache:
             h, groups = self.hyper, {}
-            for k, key in enumerate(zip(h.beta1.tolist(), h.beta2.tolist(), h.eps.tolist())):
-                groups.setdefault(key, []).append(k)
-            cache["groups"] = [(members, key) for key, members in groups.items()]
+            keys = list(zip(h.beta1.tolist(), h.beta2.tolist(), h.eps.tolist()))
+            steps = self.steps.tolist()
+            start = 0
+            for k in range(1, len(keys) + 1):
+                if k == len(keys) or (keys[k], steps[k]) != (keys[start], steps[start]):
+                    groups.setdefault(keys[start], []).append((start, k))
+                    start = k
+            cache["groups"] = [(runs, key) for key, runs in groups.items()]
         return cache["groups"]
 
     def _adam_scalars(self, p: Tensor) -> tuple[Tensor, Tensor]:
