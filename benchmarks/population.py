@@ -9,7 +9,7 @@ Populations of K = 8, 32 and 128 each train K configurations at once (Population
 the baseline trains a few configurations with gradwise.fit, one at a time, and reports its
 rate. Each side runs on its fastest thread count: gradwise.fit on the faster of one thread
 and all the cores (measured), populations on ``--threads`` (default 0: the cores the last
-minute's load left free, as `gradwise tune --threads 0` does; on a busy machine a second
+other processes leave idle, as `gradwise tune --threads 0` does; on a busy machine a second
 thread made populations 2-5x slower). On a CUDA GPU pass ``--device cuda``.
 
 Run:  python benchmarks/population.py [--quick] [--device cpu|cuda] [--threads N]
