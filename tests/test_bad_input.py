@@ -370,6 +370,18 @@ def test_train_overwrite_replaces_an_earlier_run(tmp_path):
     assert json.loads((run / "gradwise.json").read_text())["format"] == "gradwise-bundle/1"
 
 
+def test_train_overwrite_no_report_removes_the_earlier_report_but_not_a_users(tmp_path):
+    run = tmp_path / "run"
+    assert invoke("train", "--data", "builtin:iris", "--epochs", "1", "--hidden", "8", "--out", run).exit_code == 0
+    assert (run / "report.html").exists() and (run / "report.json").exists()
+    result = invoke("train", "--data", "builtin:iris", "--epochs", "1", "--hidden", "8", "--out", run, "--overwrite", "--no-report")
+    assert result.exit_code == 0, result.output
+    assert not (run / "report.html").exists() and not (run / "report.json").exists()
+    (run / "report.html").write_text("<p>my own notes</p>")
+    assert invoke("train", "--data", "builtin:iris", "--epochs", "1", "--hidden", "8", "--out", run, "--overwrite", "--no-report").exit_code == 0
+    assert (run / "report.html").read_text() == "<p>my own notes</p>"
+
+
 def test_tune_overwrite_sets_aside_the_earlier_runs_files_and_nothing_else(tmp_path):
     from gradwise.tuning.session import _Aside, guard_out_dir
 

@@ -45,6 +45,8 @@ def command(out: Path | None, overwrite: bool, monitor: bool, as_json: bool, **o
     refuse_diverged(result, out)
     if out is not None:
         save_bundle(result.model, out, config, result.metrics, {"data": options["data"], "stop_reason": result.stop_reason})
+        if overwrite and not options.get("report", True):
+            _remove_stale_reports(out)
     diagnosis = monitors[0].diagnose() if monitors else None
     publish(out, options, "train_document", result, splits, options["data"], monitors[0] if monitors else None, diagnosis)
     if as_json:
@@ -57,6 +59,14 @@ def command(out: Path | None, overwrite: bool, monitor: bool, as_json: bool, **o
     render_fit(result, console, str(out) if out else None)
     if diagnosis is not None:
         importlib.import_module("gradwise.diagnosis").render_diagnosis(diagnosis, console)
+
+
+def _remove_stale_reports(out: Path) -> None:
+    """--overwrite --no-report: the earlier run's report (only one gradwise wrote) would
+    describe a model that is no longer there."""
+    for name in files.REPORT_FILES:
+        if files.written_by_gradwise(out / name):
+            (out / name).unlink()
 
 
 def check_output_dir(out: Path | None, overwrite: bool = False) -> None:
