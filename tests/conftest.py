@@ -47,6 +47,16 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def no_storage_from_the_environment():
+    """`tune` and `worker` read --storage from GRADWISE_STORAGE: a developer's own setting
+    must not send the suite's studies to their database (tests that need it set it)."""
+    saved = os.environ.pop("GRADWISE_STORAGE", None)
+    yield
+    if saved is not None:
+        os.environ["GRADWISE_STORAGE"] = saved
+
+
 # ---- PostgreSQL (tuning engineer): a fresh database on the real server per test session ----
 
 POSTGRES_ADMIN_URL = os.environ.get("GRADWISE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
