@@ -34,12 +34,15 @@ from ..errors import ConfigError
 from .objective import METRICS, FATAL_FINDINGS, epoch_metric, mean_curve_best, memory_reason
 from .storage import RetryStaleTrial, heartbeat
 
-# Measured with benchmarks/population.py --quick (shared 2-core CPU, one torch thread, noisy):
-# digits (1,257 training rows, 2x64, batch 64) 2.4-2.9x gradwise.fit's configurations per
-# second at K = 8 and 3.1-3.7x at K = 32; a 5,000 x 32 table, 3x128, batch 256: 1.7-1.8x at
-# K = 8, 1.3x at K = 32. With 5 CV folds per trial, 8 trials make 40 members. The gain
-# shrinks as the work per step grows, so "auto" leaves large tables to one trial at a time;
-# the default `gradwise tune` (digits, 120 s) finished 73 trials with populations.
+# Measured with benchmarks/population.py (2-core CPU, populations on both cores, gradwise.fit
+# on its fastest thread count): digits (1,257 training rows, 2x64, batch 64) 3.5x
+# gradwise.fit's configurations per second at K = 8, 6.5x at K = 32, 7.8x at K = 128; a
+# 50,000 x 32 table, 3x128, batch 256: 2.5x at K = 8 and 32, less at 128 (the stacks outgrow
+# the cache). With 5 CV folds per trial, 8 trials make 40 members. The default `gradwise
+# tune` (digits, 120 s) finished 223-331 trials with 8 per population and 51-106 one at a
+# time (benchmarks/tune_default.py, 3 seeds); 16 per population finished 10% more trials in
+# 45 s but asks TPE for more points at once. Above 20,000 rows the gain was not measured
+# beyond (b), so "auto" leaves those tables to one trial at a time.
 AUTO_TRIALS = 8
 AUTO_MAX_ROWS = 20_000
 
