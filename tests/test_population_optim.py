@@ -85,7 +85,7 @@ def test_fused_adam_groups_members_that_share_their_betas_and_matches_the_eager_
             p.grad = grads.clone()
             opt.step(torch.tensor([True, step != 1, True, True]))
     # Member 1 sat a step out, so its step count splits the run of members 0, 1 (and 3).
-    assert [runs for runs, _ in fused._hyper_groups()] == [[(0, 1), (1, 2), (3, 4)], [(2, 3)]]
+    assert [runs for runs, _ in fused._fused.member_runs(fused.steps, fused.hyper)] == [[(0, 1), (1, 2), (3, 4)], [(2, 3)]]
     torch.testing.assert_close(params[0].detach(), params[1].detach(), rtol=1e-6, atol=1e-7)
 
 
@@ -97,7 +97,7 @@ def test_fused_adam_keeps_no_copies_across_steps_with_weight_decay():
     for _ in range(6):
         stacked.grad = torch.randn(K, 50)  # a new gradient tensor every step
         batched.step()
-    assert len([key for key in batched._cache if key[0] == "fused"]) == 1
+    assert len(batched._fused.calls) == 1
 
 
 def test_subnormal_running_averages_are_set_to_zero_and_nothing_else_moves():

@@ -16,6 +16,7 @@ step counts are then left exactly as they were.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -75,6 +76,9 @@ class BatchedOptimizer:
             raise ConfigError(f"a population trains with one of {', '.join(KINDS)}, got {self.kind!r}")
         self.state = {name: [torch.zeros_like(p) for p in self.params] for name in _BUFFERS[self.kind]}
         self.steps = torch.zeros(self.params[0].shape[0], dtype=torch.float64, device=self.params[0].device)
+        self._cache: dict = {}  # per-member constants shaped for each parameter
+        self._buffers: dict = {}  # parameter index -> its weight-decayed gradient, kept across steps
+        self._fused = FusedAdam()
 
     @torch.no_grad()
     def step(self, active: Tensor | None = None) -> None:
@@ -84,22 +88,18 @@ class BatchedOptimizer:
         kept = None if active is None else self._snapshot()
         self.steps += 1 if active is None else active.to(self.steps.dtype)
         if active is not None:  # step counts now differ: the fused kernel's runs are made anew
-            self._forget_runs()
+            self._fused.forget()
         for i, p in enumerate(self.params):
             self._update(i, p, p.grad)
         if kept is not None:
             self._restore_inactive(kept, active)
-            self._forget_runs()
-
-    def _forget_runs(self) -> None:
-        cache = self.__dict__.setdefault("_cache", {})
-        for key in [k for k in cache if k == "groups" or (isinstance(k, tuple) and k[0] == "fused")]:
-            del cache[key]
+            self._fused.forget()
 
     def select(self, index: Tensor) -> None:
         """Keep only the members at ``index`` (compaction; ``params`` are replaced by the caller)."""
         self.hyper = self.hyper.select(index)
         self._cache = {}
+        self._fused.forget()
         self.state = {name: [t.index_select(0, index) for t in ts] for name, ts in self.state.items()}
         self.steps = self.steps.index_select(0, index)
 
@@ -125,15 +125,14 @@ class BatchedOptimizer:
 
     def _constant(self, name: str, p: Tensor) -> Tensor:
         """A per-member constant (β, 1 − β, ε, λ) shaped for ``p``, made once, not every step."""
-        cache = self.__dict__.setdefault("_cache", {})
         key = (name, p.dim(), p.dtype)
-        if key not in cache:
+        if key not in self._cache:
             h = self.hyper
             values = {"beta": h.beta, "1-beta": 1 - h.beta, "beta1": h.beta1, "1-beta1": 1 - h.beta1, "beta2": h.beta2,
                       "1-beta2": 1 - h.beta2, "eps": h.eps, "weight_decay": h.weight_decay, "-lr": -h.lr}[name]
-            cache[key] = per_member(values, p)
-            cache[("any", name)] = bool((values != 0).any())
-        return cache[key]
+            self._cache[key] = per_member(values, p)
+            self._cache[("any", name)] = bool((values != 0).any())
+        return self._cache[key]
 
     def _cache_any(self, name: str, p: Tensor) -> bool:
         """Whether any member's ``name`` is non-zero (weight decay is skipped when none is)."""
@@ -147,13 +146,14 @@ class BatchedOptimizer:
         self.state = {name: [torch.cat([t, t.new_zeros(k, *t.shape[1:])]) for t in ts] for name, ts in self.state.items()}
         self.steps = torch.cat([self.steps, self.steps.new_zeros(k)])
         self._cache = {}
+        self._fused.forget()
 
     def _update(self, i: int, p: Tensor, g: Tensor) -> None:
         # Each line is one pass over the population's memory, and the step is memory-bound,
         # so the updates are written with as few passes as the equations allow (Adam: 7).
         c = self._constant
         if self._cache_any("weight_decay", p):  # dθ + λθ, into a buffer kept across steps
-            g = torch.addcmul(g, p, c("weight_decay", p), out=self._scratch(i, p, "decayed"))
+            g = torch.addcmul(g, p, c("weight_decay", p), out=_kept_buffer(self._buffers, i, p))
         if self.kind == "gd":
             p.addcmul_(g, c("-lr", p))  # θ := θ − α dθ
         elif self.kind == "momentum":
@@ -169,7 +169,7 @@ class BatchedOptimizer:
 
     def _adam(self, i: int, p: Tensor, g: Tensor) -> None:
         if self._fused_adam_fits(p):
-            self._adam_fused(i, p, g)
+            self._fused.update(i, p, g, self.state["V"][i], self.state["S"][i], self.steps, self.hyper)
             return
         V, S = self.state["V"][i], self.state["S"][i]
         V.lerp_(g, self._constant("1-beta1", p))  # V := β1 V + (1 − β1) dθ
@@ -182,73 +182,6 @@ class BatchedOptimizer:
         in float32 or float64, on contiguous tensors: the form ``gradwise.optim`` uses by default."""
         return (self.use_fused and self.bias_correction and not self.eps_inside_sqrt and hasattr(torch, "_fused_adam_")
                 and p.dtype in (torch.float32, torch.float64) and p.is_contiguous() and p.device.type in ("cpu", "cuda"))
-
-    def _adam_fused(self, i: int, p: Tensor, g: Tensor) -> None:
-        """The Adam update through torch's fused kernel: one pass over θ, dθ, V and S in place
-        of seven, 3.2x faster at 40 members x 55,000 weights on one CPU thread.
-
-        The kernel takes one α, β1, β2 and ε for all its tensors, but a member's own step
-        count t (one 0-d tensor each). So it runs with α = 1 on a zeroed scratch buffer U,
-        one member per row, which leaves U = −V̂ / (sqrt(Ŝ) + ε) per member, and θ := θ + α U
-        applies each member's α (two passes more). Members whose β1, β2, ε differ run in
-        separate calls, one per distinct triple. Weight decay is already in ``g``."""
-        V, S = self.state["V"][i], self.state["S"][i]
-        U = self._scratch(i, p, "update")
-        U.zero_()
-        # Row views are cached by address (_fused_calls), so g must be a tensor that lives
-        # across steps (the gradient buffer, or the weight-decay buffer), not a new copy.
-        g = g if g.is_contiguous() else self._scratch(i, p, "grad").copy_(g)
-        calls = self._fused_calls(i, (U, g, V, S))
-        self._steps_as(p).copy_(self.steps)  # the kernel reads t; step() counted it
-        for args, (beta1, beta2, eps) in calls:
-            torch._fused_adam_(*args, lr=1.0, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
-        p.addcmul_(U, per_member(self.hyper.lr, p))
-
-    def _fused_calls(self, i: int, tensors: tuple[Tensor, ...]) -> list[tuple[tuple, tuple[float, float, float]]]:
-        """The kernel's argument lists, made once per set of tensors and grouping (building
-        them every step cost about 0.1 ms): per distinct (β1, β2, ε), one slice of each
-        tensor per run of consecutive members that share them and their step count. With
-        every member alike that is one [K, P] tensor, which the kernel splits across threads
-        (one row per member was one thread's work)."""
-        cache = self.__dict__.setdefault("_cache", {})
-        key = ("fused", i, tuple(t.data_ptr() for t in tensors), tensors[0].shape)
-        if key not in cache:
-            steps = self._steps_as(tensors[0])
-            cache[key] = [(tuple([t[a:b] for a, b in runs] for t in tensors) + ([], [steps[a] for a, _ in runs]), betas)
-                          for runs, betas in self._hyper_groups()]
-        return cache[key]
-
-    def _steps_as(self, p: Tensor) -> Tensor:
-        """Each member's step count in ``p``'s dtype, one tensor reused across steps."""
-        steps = self.__dict__.get("_steps_buffer")
-        if steps is None or steps.shape != self.steps.shape or steps.dtype != p.dtype:
-            steps = self.__dict__["_steps_buffer"] = torch.empty(self.steps.shape, dtype=p.dtype, device=p.device)
-            self.__dict__.get("_cache", {}).clear()
-        return steps
-
-    def _scratch(self, i: int, p: Tensor, name: str) -> Tensor:
-        """A buffer shaped like parameter ``i``, kept across steps."""
-        scratch = self.__dict__.setdefault("_scratch_buffers", {})
-        key = (name, i)
-        if key not in scratch or scratch[key].shape != p.shape or scratch[key].dtype != p.dtype:
-            scratch[key] = torch.empty_like(p, memory_format=torch.contiguous_format)
-        return scratch[key]
-
-    def _hyper_groups(self) -> list[tuple[list[tuple[int, int]], tuple[float, float, float]]]:
-        """Runs [a, b) of consecutive members alike in (β1, β2, ε) and step count, grouped by
-        (β1, β2, ε); made again whenever members change or some sat a step out."""
-        cache = self.__dict__.setdefault("_cache", {})
-        if "groups" not in cache:
-            h, groups = self.hyper, {}
-            keys = list(zip(h.beta1.tolist(), h.beta2.tolist(), h.eps.tolist()))
-            steps = self.steps.tolist()
-            start = 0
-            for k in range(1, len(keys) + 1):
-                if k == len(keys) or (keys[k], steps[k]) != (keys[start], steps[start]):
-                    groups.setdefault(keys[start], []).append((start, k))
-                    start = k
-            cache["groups"] = [(runs, key) for key, runs in groups.items()]
-        return cache["groups"]
 
     def _adam_scalars(self, p: Tensor) -> tuple[Tensor, Tensor]:
         """−step size and ε, per member, with the bias corrections folded in.
@@ -276,6 +209,73 @@ class BatchedOptimizer:
 
     def _tensors(self) -> list[Tensor]:
         return [*self.params, *(t for ts in self.state.values() for t in ts)]
+
+
+def _kept_buffer(buffers: dict, key: Any, like: Tensor) -> Tensor:
+    """A contiguous buffer shaped like ``like`` under ``key``, made again only when that changes."""
+    buffer = buffers.get(key)
+    if buffer is None or buffer.shape != like.shape or buffer.dtype != like.dtype:
+        buffer = buffers[key] = torch.empty_like(like, memory_format=torch.contiguous_format)
+    return buffer
+
+
+class FusedAdam:
+    """The population's Adam update through torch's fused kernel: one pass over θ, dθ, V and S
+    in place of seven, 3.2x faster at 40 members x 55,000 weights on one CPU thread.
+
+    The kernel takes one α, β1, β2 and ε for all its tensors, but a step count t per tensor.
+    So it runs with α = 1 on a zeroed scratch buffer U, which leaves U = −V̂ / (sqrt(Ŝ) + ε)
+    per member, and θ := θ + α U applies each member's α (two passes more). Members run in
+    slices: per distinct (β1, β2, ε), one slice per run of consecutive members that share
+    them and their step count. With every member alike that is one [K, P] tensor, which the
+    kernel splits across threads (one row per member was one thread's work).
+
+    The argument lists are made once per set of tensors (building them every step cost
+    about 0.1 ms), keyed by the tensors' addresses, so the gradient handed in must be a
+    tensor that lives across steps; :meth:`forget` drops them when the members change.
+    Weight decay is already in the gradient."""
+
+    def __init__(self) -> None:
+        self.calls: dict[tuple, list] = {}  # (param index, addresses, shape) -> kernel argument lists
+        self.runs: list[tuple[list[tuple[int, int]], tuple[float, float, float]]] | None = None
+        self.buffers: dict = {}  # U and a contiguous gradient per parameter, and the step counts
+        self.steps: Tensor | None = None
+
+    def forget(self) -> None:
+        self.calls, self.runs = {}, None
+
+    def update(self, i: int, p: Tensor, g: Tensor, V: Tensor, S: Tensor, steps: Tensor, hyper: MemberHyper) -> None:
+        U = _kept_buffer(self.buffers, ("update", i), p)
+        U.zero_()
+        g = g if g.is_contiguous() else _kept_buffer(self.buffers, ("grad", i), p).copy_(g)
+        calls = self._calls(i, (U, g, V, S), steps, hyper)
+        self.steps.copy_(steps)  # the kernel reads t; BatchedOptimizer.step counted it
+        for args, (beta1, beta2, eps) in calls:
+            torch._fused_adam_(*args, lr=1.0, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, amsgrad=False, maximize=False)
+        p.addcmul_(U, per_member(hyper.lr, p))
+
+    def _calls(self, i: int, tensors: tuple[Tensor, ...], steps: Tensor, hyper: MemberHyper) -> list:
+        if self.steps is None or self.steps.shape != steps.shape or self.steps.dtype != tensors[0].dtype:
+            self.steps = torch.empty(steps.shape, dtype=tensors[0].dtype, device=tensors[0].device)
+            self.calls = {}  # they hold views of the old step counts
+        key = (i, tuple(t.data_ptr() for t in tensors), tensors[0].shape)
+        if key not in self.calls:
+            self.calls[key] = [(tuple([t[a:b] for a, b in runs] for t in tensors) + ([], [self.steps[a] for a, _ in runs]), betas)
+                               for runs, betas in self.member_runs(steps, hyper)]
+        return self.calls[key]
+
+    def member_runs(self, steps: Tensor, hyper: MemberHyper) -> list[tuple[list[tuple[int, int]], tuple[float, float, float]]]:
+        """Runs [a, b) of consecutive members alike in (β1, β2, ε) and step count, grouped by
+        (β1, β2, ε); made again after :meth:`forget`."""
+        if self.runs is None:
+            keys = list(zip(hyper.beta1.tolist(), hyper.beta2.tolist(), hyper.eps.tolist()))
+            counts, groups, start = steps.tolist(), {}, 0
+            for k in range(1, len(keys) + 1):
+                if k == len(keys) or (keys[k], counts[k]) != (keys[start], counts[start]):
+                    groups.setdefault(keys[start], []).append((start, k))
+                    start = k
+            self.runs = [(runs, key) for key, runs in groups.items()]
+        return self.runs
 
 
 def optimizer_form(optimizer: str, extra: dict | None) -> tuple[bool, bool]:

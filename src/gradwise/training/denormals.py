@@ -10,6 +10,9 @@ from epoch 7 on, a population's epochs took 0.76-0.82 s instead of 0.48 s, and
 
 torch can set the CPU's flush-to-zero mode but not read it, so :func:`_flushing` reads it
 from an operation whose exact result is subnormal. A setting the user made is kept.
+The mode belongs to the calling thread: torch's intra-op worker threads keep theirs, which
+is why populations (which train on several threads) also zero their running averages'
+subnormal values themselves (``BatchedOptimizer.flush_subnormal_state``).
 """
 
 from __future__ import annotations

@@ -253,11 +253,12 @@ def run_worker(
     and on a busy CPU a second intra-op thread makes each step many times slower, not faster.
     """
     splits = splits if splits is not None else load_splits(spec)
-    with population_threads() if _population_size(spec, splits) else contextlib.nullcontext():
-        return _run_worker(study, spec, splits, timeout, on_trial, ownerless_is_stale)
+    population = _population_size(spec, splits)
+    with population_threads() if population else contextlib.nullcontext():
+        return _run_worker(study, spec, splits, population, timeout, on_trial, ownerless_is_stale)
 
 
-def _run_worker(study: optuna.Study, spec: TuneSpec, splits: Any, timeout: float | None,
+def _run_worker(study: optuna.Study, spec: TuneSpec, splits: Any, population: int, timeout: float | None,
                 on_trial: Callable[[optuna.Study], None] | None, ownerless_is_stale: bool) -> int:
     objective = build_objective(spec, splits)
     journal = storage_journal(study._storage)
@@ -265,7 +266,6 @@ def _run_worker(study: optuna.Study, spec: TuneSpec, splits: Any, timeout: float
     objective.deadline = deadline
     ran = 0
     fail_stale_trials(study, ownerless_is_stale=ownerless_is_stale)
-    population = _population_size(spec, splits)
     while deadline is None or time.monotonic() < deadline:
         fail_stale_trials(study)
         if population:  # several trials trained as one batched network (tuning/populations.py)
