@@ -40,7 +40,8 @@ def summary(document: dict) -> tuple[str, float]:
     measured = [row for row in document.get("importance", []) if row.get("empirical") is not None]
     basis = measured[0].get("basis", "complete trials") if measured else "-"
     accuracy = document["final"]["test"]["accuracy"]
-    line = (f"{finished:4d} trials ({trials['complete']:3d} complete, {trials['pruned']:3d} pruned), "
+    best = document.get("best") or {}
+    line = (f"{finished:4d} trials ({trials['complete']:3d} complete, {trials['pruned']:3d} pruned), best CV {document.get('metric', 'value')} {best.get('value', float('nan')):.4f}, "
             f"importance for {len(measured)} parameters ({basis}), test accuracy {accuracy:.4f}, {document['_seconds']:.0f} s wall")
     return line, accuracy
 

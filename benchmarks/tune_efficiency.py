@@ -20,15 +20,15 @@ by itself for tables this small, at five fits per trial).
 
 Scores are validation scores: RMSE on diabetes, cross-entropy loss on breast_cancer (its
 accuracy on 86 validation rows moves in 1.2% steps and ties too often to rank searches).
-For each seed the target is plain Optuna's final best score; the benchmark prints when
+For each seed the target is plain Optuna's best score within the budget; the benchmark prints when
 each method first reached it, as a fraction of the budget, and the best score against time.
 
 Run:  python benchmarks/tune_efficiency.py [--budget 15] [--seeds 5] [--datasets diabetes breast_cancer digits] [--quick]
 (``--quick``: 4 s budgets, one seed, diabetes only: a check that the script runs.)
 
 Both summaries are printed: per seed, when each method reached that seed's plain-Optuna
-final score (an extreme of a noisy search, so it swings from run to run); and when the
-mean over seeds of each method's best-so-far reached the mean of plain Optuna's finals.
+best at the budget (an extreme of a noisy search, so it swings from run to run); and when
+the mean over seeds of each method's best-so-far reached the mean of plain Optuna's bests.
 """
 
 from __future__ import annotations
@@ -171,15 +171,18 @@ def report(dataset: str, metric: str, curves: dict, budget: float) -> None:
         row = [statistics.fmean(_finite(best_at(points, c) for points, _ in runs)) for c in checkpoints]
         trials = statistics.fmean(n for _, n in runs)
         print(f"{method:10} {trials:6.1f} " + " ".join(f"{v:9.4f}" for v in row))
-    targets = [points[-1][1] if points else math.inf for points, _ in curves["optuna"]]
-    print(f"time to reach plain Optuna's final score (per seed), as a fraction of the {budget:g}s budget:")
+    # Plain Optuna's timeout is checked between trials, so its last trial may end after the
+    # budget (up to 4 s after 15 s was seen); the target is its best within the budget, which
+    # is all the other methods get: gradwise cuts its trials at the deadline.
+    targets = [best_at(points, budget) if points else math.inf for points, _ in curves["optuna"]]
+    print(f"time to reach plain Optuna's best score at {budget:g}s (per seed), as a fraction of the budget:")
     for method in (m for m in ("staged", "staged_pop", "joint", "random") if m in curves):
         fractions = [first_reach(points, target) / budget for (points, _), target in zip(curves[method], targets)]
         shown = ", ".join("never" if math.isinf(f) else f"{f:.2f}" for f in fractions)
         median = statistics.median(fractions)
         print(f"  {method:10} {shown}   median {'never' if math.isinf(median) else f'{median:.2f}'}")
     target = statistics.fmean(targets)
-    print(f"time for the mean over seeds to reach the mean of plain Optuna's finals ({target:.4g}), as a fraction of the budget:")
+    print(f"time for the mean over seeds to reach the mean of plain Optuna's bests at {budget:g}s ({target:.4g}), as a fraction of the budget:")
     for method in (m for m in ("staged", "staged_pop", "joint", "random") if m in curves):
         seconds = first_reach(mean_curve([points for points, _ in curves[method]], budget), target)
         print(f"  {method:10} {'never' if math.isinf(seconds) else f'{seconds / budget:.2f}'}")

@@ -15,9 +15,9 @@ from gradwise.tuning.runner import create_study, load_study, run_worker
 from gradwise.tuning.spec import load_splits
 
 
-def run_study(population, n_trials=8, epochs=6, cv="auto"):
+def run_study(population, n_trials=8, epochs=6, cv="auto", strategy="staged"):
     spec = TuneSpec(data="builtin:iris", n_trials=n_trials, timeout=None, base={"epochs": epochs, "device": "cpu"},
-                    population=population, cv=cv, seed=0)
+                    population=population, cv=cv, seed=0, strategy=strategy)
     splits = load_splits(spec)
     storage = optuna.storages.InMemoryStorage()
     create_study(spec, storage, "s", splits.task)
@@ -122,6 +122,35 @@ def test_trials_share_a_population_only_within_a_width_and_batch_size_bucket():
     groups = group_trials([TrialRun(None, c) for c in configs], [splits])
     assert sorted(len(g) for g in groups) == [1, 1, 1, 2]
     assert {id(r.config) for g in groups if len(g) == 2 for r in g} == {id(configs[0]), id(configs[1])}
+
+
+def test_trials_asked_to_fill_a_population_are_drawn_with_its_shape():
+    # joint: every trial asks TPE for depth, width and batch size, so trials drawn freely
+    # would nearly all differ in shape and train one population each.
+    study = run_study(4, n_trials=12, epochs=4, cv=0, strategy="joint")
+    trials = study.get_trials()
+    assert len(trials) == 12
+    shapes = [tuple(t.user_attrs["config"][k] for k in ("layers", "hidden", "batch_size")) for t in trials]
+    # Trial 0 (the untuned run) opens the first population, trials 1-3 fill it, and its
+    # refills keep its shape until it has trained twice its size; trial 8 opens the next.
+    assert shapes[:8] == [shapes[0]] * 8 and shapes[8:] == [shapes[8]] * 4
+    assert shapes[0] != shapes[8]
+    assert len({t.user_attrs["config"]["lr"] for t in trials}) == 12  # what a member has of its own is searched
+    for t in trials[1:8] + trials[9:]:  # the pinned values are told to the sampler as one-point ranges
+        assert all(t.distributions[k].single() for k in ("layers", "hidden", "batch_size"))
+        assert not t.distributions["lr"].single()
+
+
+def test_shaped_space_pins_what_decides_a_population_and_nothing_else():
+    from gradwise import TrainConfig
+    from gradwise.tuning.populations import shaped_space
+
+    space = default_space("momentum")
+    shaped = shaped_space(space, TrainConfig(layers=3, hidden=100, batch_size=32))
+    assert [(shaped.params[k].low, shaped.params[k].high) for k in ("layers", "hidden", "batch_size")] == [(3, 3), (100, 100), (32, 32)]
+    assert all(shaped.params[k] == space.params[k] for k in ("lr", "beta", "lr_decay"))
+    # The staged plan's "near the best value" ranges stay inside a pinned range.
+    assert (shaped.params["hidden"].narrowed(400, 3).low, shaped.params["hidden"].narrowed(400, 3).high) == (100, 100)
 
 
 def test_threads_auto_gives_populations_the_idle_cores_and_one_trial_at_a_time_one():

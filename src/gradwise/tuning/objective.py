@@ -156,8 +156,9 @@ class Objective:
         self.folds = folds or None
         self.deadline: float | None = None  # time.monotonic() past which trials are cut (see Deadline)
 
-    def config_for(self, trial: optuna.Trial) -> TrainConfig:
-        config = self.base.replace(**self.plan(trial, self.space))
+    def config_for(self, trial: optuna.Trial, space: SearchSpace | None = None) -> TrainConfig:
+        """The trial's TrainConfig, its values drawn from ``space`` (default: the study's)."""
+        config = self.base.replace(**self.plan(trial, space or self.space))
         trial.set_user_attr("config", _jsonable(config.to_dict()))
         return config
 

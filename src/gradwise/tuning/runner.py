@@ -24,6 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from .populations import ASK_SECONDS
 from .spec import SPEC_ATTR, TuneSpec, build_objective, load_splits, read_spec
 from .storage import RetryStaleTrial, WORKER_ATTR, budget_lock, fail_stale_trials, heartbeat, storage_journal, worker_id
 from .strategies import make_pruner, make_sampler, untuned_params
@@ -94,12 +95,16 @@ def _take_trial(study: optuna.Study, spec: TuneSpec, journal: Path | None) -> tu
         return trial, False
 
 
-def _take_trials(study: optuna.Study, spec: TuneSpec, journal: Path | None, n: int, configure: Callable[[optuna.Trial], Any]) -> tuple[list[tuple[optuna.Trial, Any]], bool]:
+def _take_trials(study: optuna.Study, spec: TuneSpec, journal: Path | None, n: int, configure: Callable[..., Any],
+                 like: Any = None) -> tuple[list[tuple[optuna.Trial, Any]], bool]:
     """(trials, done): up to ``n`` new trials within the shared budget, asked under one lock.
 
-    Each is configured (``configure(trial)``, its TrainConfig or the error it raised) right
-    after its ask, as a one-at-a-time trial is: the staged plan reads the budget spent so
-    far, and the trials asked after it must count as started only once it has its stage."""
+    Each is configured (``configure(trial, like)``, its TrainConfig or the error it raised)
+    right after its ask, as a one-at-a-time trial is: the staged plan reads the budget spent
+    so far, and the trials asked after it must count as started only once it has its stage.
+    ``like``: (trial, TrainConfig) of the trial whose population these are to fill; without
+    it, the first trial asked opens a population and the others are asked to fill it
+    (:func:`~gradwise.tuning.populations.shaped_space`)."""
     trials: list[tuple[optuna.Trial, Any]] = []
     with budget_lock(study, journal):
         counts = count_trials(study)
@@ -113,13 +118,26 @@ def _take_trials(study: optuna.Study, spec: TuneSpec, journal: Path | None, n: i
         while len(trials) < n and (limit is None or counts.finished + counts.running + len(trials) < limit):
             if spec.strategy == "staged":
                 enqueue_alpha_grid(study, spec)
+            started = time.monotonic()
             trial = study.ask()
             trial.set_user_attr(WORKER_ATTR, worker_id())
             try:
-                trials.append((trial, configure(trial)))
+                config = configure(trial, None if _queued(study, trial) else like)
             except Exception as error:  # noqa: BLE001 - told as FAIL by the population objective
                 trials.append((trial, error))
+                continue
+            # The sampler's time is part of the trial's cost, as in a one-at-a-time trial's
+            # duration: Budget.spent would otherwise run behind the clock.
+            trial.set_user_attr(ASK_SECONDS, time.monotonic() - started)
+            trials.append((trial, config))
+            like = like or (trial, config)
     return trials, False
+
+
+def _queued(study: optuna.Study, trial: optuna.Trial) -> bool:
+    """Whether the trial came from the queue (the untuned run, the α grid, a retry): its values
+    are fixed already, so it is configured as it is, whatever population it then fits."""
+    return "fixed_params" in study._storage.get_trial(trial._trial_id).system_attrs
 
 
 def enqueue_alpha_grid(study: optuna.Study, spec: TuneSpec) -> None:
@@ -171,6 +189,19 @@ def _population_size(spec: TuneSpec, splits: Any) -> int:
     from .populations import resolve_population
 
     return resolve_population(getattr(spec, "population", "off"), len(splits.train))
+
+
+def _shaped_configure(objective: Any) -> Callable[[optuna.Trial, Any], Any]:
+    """configure(trial, like): the trial's TrainConfig, held to the population of ``like``
+    ((trial, TrainConfig) of the trial that opened it) when given."""
+    from .populations import shaped_space
+
+    def configure(trial: optuna.Trial, like: Any) -> Any:
+        if like is None:
+            return objective.config_for(trial)
+        return objective.config_for(trial, shaped_space(objective.space, like[1]))
+
+    return configure
 
 
 def _population_objective(objective: Any, spec: TuneSpec) -> Any:
@@ -269,13 +300,14 @@ def _run_worker(study: optuna.Study, spec: TuneSpec, splits: Any, population: in
     while deadline is None or time.monotonic() < deadline:
         fail_stale_trials(study)
         if population:  # several trials trained as one batched network (tuning/populations.py)
-            trials, done = _take_trials(study, spec, journal, population, objective.config_for)
+            configure = _shaped_configure(objective)
+            trials, done = _take_trials(study, spec, journal, population, configure)
             if done or (not trials and spec.n_trials is None):
                 break
             if not trials:
                 time.sleep(POLL_SECONDS)
                 continue
-            more = lambda n: _take_trials(study, spec, journal, n, objective.config_for)[0]  # noqa: E731 - refills the population
+            more = lambda n, like: _take_trials(study, spec, journal, n, configure, like)[0]  # noqa: E731 - refills the population
             ran += len(_population_objective(objective, spec).run(study, trials, more, population, on_trial))
             continue
         trial, done = _take_trial(study, spec, journal)

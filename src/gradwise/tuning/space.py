@@ -79,13 +79,22 @@ class Param:
         Log-scale floats and integers only (α, 1 − β, hidden units, batch size); any other
         parameter keeps its whole range."""
         if self.kind == "int" and self.log:
-            low, high = max(int(self.low), math.floor(center / factor)), min(int(self.high), math.ceil(center * factor))
-            return dataclasses.replace(self, low=min(low, high), high=max(low, high))
+            return self.within(math.floor(center / factor), math.ceil(center * factor))
         if self.kind != "float" or not self.log:
             return self
         raw = to_raw_value(self, center)
-        low, high = max(self.low, raw / factor), min(self.high, raw * factor)
-        return dataclasses.replace(self, low=min(low, high), high=max(low, high))
+        return self.within(raw / factor, raw * factor)
+
+    def within(self, low: float, high: float) -> "Param":
+        """This range cut to [low, high]; where they do not meet, the end of this range nearer
+        to them (a range already held to a population's bucket stays inside it)."""
+        low, high = max(self.low, low), min(self.high, high)
+        if low > high:
+            point = self.high if low > self.high else self.low
+            low = high = point
+        if self.kind == "int":
+            low, high = int(low), int(high)
+        return dataclasses.replace(self, low=low, high=high)
 
     def pinned(self, value: Any) -> "Param | None":
         """This parameter with its range shrunk to ``value`` (a config value), or None where a
