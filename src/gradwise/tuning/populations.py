@@ -4,9 +4,10 @@ The worker asks Optuna for up to ``K`` trials at once (ask-and-tell, under the s
 budget lock; TPE runs with ``constant_liar`` so that trials asked together spread out),
 turns each into its TrainConfig with the same plan as a one-at-a-time trial, and trains
 every (trial, fold) pair as a member of a :class:`~gradwise.training.population.PopulationTrainer`.
-The first trial of a batch opens a population; the others, and the trials asked later to
-refill it, are drawn with its depth, width and batch size pinned (:func:`shaped_space`), so
-they differ in what a member may have of its own (α, β, α decay, ...) and all train together.
+Without cross-validation, the first trial of a batch opens a population and the others, and
+the trials asked later to refill it, are drawn with its depth, width and batch size pinned
+(:func:`shaped_space`), so they differ in what a member may have of its own (α, β, α decay,
+...) and all train together.
 Trials that still differ in shape (a queued trial, a categorical choice) go to separate
 populations; hidden widths within a factor of 2 share one (padded and masked), and so do
 batch sizes within a factor of 2. After every epoch each live trial reports the mean of its folds' validation
@@ -99,6 +100,12 @@ _SIZED = ("hidden", "batch_size")
 # in trials; then it runs down and the next one opens with a shape of the sampler's choosing.
 # Without a limit one shape would take the whole budget (every refill fits it).
 POPULATION_TRIALS = 2
+# Trials are drawn with the population's shape only when each has at most this many folds.
+# A cross-validated trial brings its k folds as members, so free trials grouped by shape
+# still fill a population, and pinning only costs shapes searched: the default `gradwise
+# tune` (digits, 5 folds, 60 s, seeds 0-1) ended at best CV accuracy 0.9817 / 0.9823 with
+# every batch pinned against 0.9843 / 0.9843 drawn freely.
+SHAPED_FOLDS = 1
 
 
 def shaped_space(space: Any, like: Any) -> Any:

@@ -193,11 +193,14 @@ def _population_size(spec: TuneSpec, splits: Any) -> int:
 
 def _shaped_configure(objective: Any) -> Callable[[optuna.Trial, Any], Any]:
     """configure(trial, like): the trial's TrainConfig, held to the population of ``like``
-    ((trial, TrainConfig) of the trial that opened it) when given."""
-    from .populations import shaped_space
+    ((trial, TrainConfig) of the trial that opened it) when given and the trials are not
+    cross-validated (see :data:`~gradwise.tuning.populations.SHAPED_FOLDS`)."""
+    from .populations import SHAPED_FOLDS, shaped_space
+
+    shaped = len(objective.folds or [objective.splits]) <= SHAPED_FOLDS
 
     def configure(trial: optuna.Trial, like: Any) -> Any:
-        if like is None:
+        if like is None or not shaped:
             return objective.config_for(trial)
         return objective.config_for(trial, shaped_space(objective.space, like[1]))
 

@@ -286,7 +286,7 @@ class PopulationTrainer:
         steps_t = torch.tensor(steps, device=self.device)
         order = epoch_order(self.train, batch_sizes, [self.generators[m] for m in self.ids])
         valid = self.train.valid()
-        sums = _Sums(K, self.task, self.device)
+        sums = _Sums(K, self.device)
         same_size = len(set(batch_sizes)) == 1
         if same_size:  # each step copies its own batch rows
             X, y, batch = self.train, flat_order(order), self._same_size_batch
@@ -358,7 +358,7 @@ class PopulationTrainer:
     @torch.no_grad()
     def _evaluate(self, split: Stacked, variances: list[Tensor | None]) -> list[tuple[float | None, dict[str, float]]]:
         K, M = split.X.shape[:2]
-        sums = _Sums(K, self.task, self.device)
+        sums = _Sums(K, self.device)
         valid = split.valid()
         for start in range(0, M, EVAL_CHUNK):
             rows = slice(start, start + EVAL_CHUNK)
@@ -442,7 +442,7 @@ class _Sums:
     and added up once at its end (as RunningMetrics does for fit): a step adds three small
     ops (argmax, compare, sum) instead of ten."""
 
-    def __init__(self, K: int, task: str, device: torch.device) -> None:
+    def __init__(self, K: int, device: torch.device) -> None:
         self.K, self.device = K, device
         self.losses: list[Tensor] = []
         self.counts: list[Tensor | int] = []
