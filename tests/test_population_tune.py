@@ -142,6 +142,8 @@ def test_trials_asked_to_fill_a_population_are_drawn_with_its_shape():
 
 
 def test_shaped_space_pins_what_decides_a_population_and_nothing_else():
+    import dataclasses
+
     from gradwise import TrainConfig
     from gradwise.tuning.populations import shaped_space
 
@@ -149,6 +151,10 @@ def test_shaped_space_pins_what_decides_a_population_and_nothing_else():
     shaped = shaped_space(space, TrainConfig(layers=3, hidden=100, batch_size=32))
     assert [(shaped.params[k].low, shaped.params[k].high) for k in ("layers", "hidden", "batch_size")] == [(3, 3), (100, 100), (32, 32)]
     assert all(shaped.params[k] == space.params[k] for k in ("lr", "beta", "lr_decay"))
+    # A value outside the searched range (the untuned 64 units against a --space of wide
+    # networks) is never pinned: trials are only drawn inside their range.
+    wide = dataclasses.replace(space.params["hidden"], low=20000, high=100000)
+    assert shaped_space(dataclasses.replace(space, params={**space.params, "hidden": wide}), TrainConfig(hidden=64)).params["hidden"] == wide
     # The staged plan's "near the best value" ranges stay inside a pinned range.
     assert (shaped.params["hidden"].narrowed(400, 3).low, shaped.params["hidden"].narrowed(400, 3).high) == (100, 100)
 

@@ -129,10 +129,16 @@ def shaped_space(space: Any, like: Any) -> Any:
 
     from ..training.population.trainer import SHARED_FIELDS
 
+    from .space import to_raw_value
+
     params = dict(space.params)
     for name, p in space.params.items():
         value = getattr(like, name, None)
-        if name in (*_SIZED, *SHARED_FIELDS) and p.enabled and p.kind != "categorical" and value is not None and not isinstance(value, str):
+        if name not in (*_SIZED, *SHARED_FIELDS) or not p.enabled or p.kind == "categorical" or value is None or isinstance(value, str):
+            continue
+        # The untuned trial may sit outside a --space range (64 units against 20,000-100,000):
+        # a trial is never drawn outside its range, so that parameter stays free.
+        if p.low <= to_raw_value(p, value) <= p.high:
             params[name] = p.pinned(value) or p
     return dataclasses.replace(space, params=params)
 
