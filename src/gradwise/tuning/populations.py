@@ -28,7 +28,7 @@ import contextlib
 import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import optuna
@@ -36,6 +36,7 @@ from optuna.trial import TrialState
 
 from ..errors import ConfigError
 from .objective import METRICS, FATAL_FINDINGS, epoch_metric, mean_curve_best, memory_reason
+from .space import to_raw_value
 from .storage import RetryStaleTrial, heartbeat
 
 ASK_SECONDS = "ask_seconds"  # set by the runner: the seconds its ask and configuration took
@@ -125,11 +126,7 @@ def shaped_space(space: Any, like: Any) -> Any:
     Categorical parameters stay free (Optuna wants the same choices in every trial); a trial
     that draws another value waits for its own population.
     """
-    import dataclasses
-
-    from ..training.population.trainer import SHARED_FIELDS
-
-    from .space import to_raw_value
+    from ..training.population.trainer import SHARED_FIELDS  # lazy: imports torch
 
     params = dict(space.params)
     for name, p in space.params.items():
@@ -140,7 +137,7 @@ def shaped_space(space: Any, like: Any) -> Any:
         # a trial is never drawn outside its range, so that parameter stays free.
         if p.low <= to_raw_value(p, value) <= p.high:
             params[name] = p.pinned(value) or p
-    return dataclasses.replace(space, params=params)
+    return replace(space, params=params)
 
 
 def group_key(config: Any, splits: Any) -> tuple:

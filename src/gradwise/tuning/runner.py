@@ -300,10 +300,10 @@ def _run_worker(study: optuna.Study, spec: TuneSpec, splits: Any, population: in
     objective.deadline = deadline
     ran = 0
     fail_stale_trials(study, ownerless_is_stale=ownerless_is_stale)
+    configure = _shaped_configure(objective)
     while deadline is None or time.monotonic() < deadline:
         fail_stale_trials(study)
         if population:  # several trials trained as one batched network (tuning/populations.py)
-            configure = _shaped_configure(objective)
             trials, done = _take_trials(study, spec, journal, population, configure)
             if done or (not trials and spec.n_trials is None):
                 break

@@ -87,7 +87,7 @@ class Param:
 
     def within(self, low: float, high: float) -> "Param":
         """This range cut to [low, high]; where they do not meet, the end of this range nearer
-        to them (a range already held to a population's bucket stays inside it)."""
+        to them (so a range pinned to one point stays pinned)."""
         low, high = max(self.low, low), min(self.high, high)
         if low > high:
             point = self.high if low > self.high else self.low

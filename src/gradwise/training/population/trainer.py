@@ -303,7 +303,6 @@ class PopulationTrainer:
         return sums.results(self.task, [self.scales[m] for m in self.ids], [self.train_var[m] for m in self.ids])
 
     @staticmethod
-    @staticmethod
     def _same_size_batch(train: Stacked, rows: Tensor, valid: Tensor, s: int, B: int) -> tuple[Tensor, Tensor, Tensor]:
         """Step ``s`` of every member: its rows [s·B, (s + 1)·B) of its epoch order (``rows``, flat)."""
         window = slice(s * B, (s + 1) * B)
