@@ -59,6 +59,46 @@ def test_overwrite_interrupted_after_trials_completed_puts_the_earlier_run_back(
     assert snapshot(earlier) == before
 
 
+@pytest.fixture
+def earlier_with_workers(tmp_path):
+    """--out of a finished `tune --workers 2`: its workers' logs/ beside the run's files."""
+    out = tmp_path / "workers"
+    result = invoke(*TUNE, "--out", out, "--workers", "2", "--no-report")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "logs").iterdir()) == ["worker-0.log", "worker-1.log"]
+    (out / "logs" / "worker-0.log").write_text("the earlier run's worker\n")  # a mark to find again
+    return out
+
+
+def test_interrupted_overwrite_with_workers_puts_the_earlier_workers_logs_back(earlier_with_workers, monkeypatch):
+    from gradwise.tuning import session
+
+    def interrupted(*args, **kwargs):  # Ctrl-C once the new run's workers have finished
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(session, "finalize", interrupted)
+    before = snapshot(earlier_with_workers)
+    # The new workers must write something to their logs: each prints its import times.
+    result = invoke(*TUNE, "--out", earlier_with_workers, "--overwrite", "--workers", "2", "--seed", "7", "--no-report",
+                    env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert result.exit_code == 130, result.output
+    assert snapshot(earlier_with_workers) == before  # the new workers' lines are gone with their run
+
+
+def test_overwrite_with_workers_replaces_the_earlier_logs_and_keeps_a_users_logs_folder(tmp_path, earlier_with_workers):
+    result = invoke(*TUNE, "--out", earlier_with_workers, "--overwrite", "--workers", "2", "--seed", "7", "--no-report")
+    assert result.exit_code == 0, result.output
+    logs = earlier_with_workers / "logs"
+    assert sorted(p.name for p in logs.iterdir()) == ["worker-0.log", "worker-1.log"]
+    assert "the earlier run's worker" not in (logs / "worker-0.log").read_text()
+    assert not list(earlier_with_workers.glob(".gradwise-replaced-*"))
+
+    (logs / "mine.txt").write_text("mine")  # now logs/ is the user's: it stays where it is
+    result = invoke(*TUNE, "--out", earlier_with_workers, "--overwrite", "--no-report")
+    assert result.exit_code == 0, result.output
+    assert (logs / "mine.txt").read_text() == "mine"
+
+
 def test_overwrite_no_report_leaves_no_stale_report_but_keeps_a_foreign_one(tmp_path, earlier):
     result = invoke(*TUNE, "--out", earlier, "--overwrite", "--no-report", "--seed", "7")
     assert result.exit_code == 0, result.output

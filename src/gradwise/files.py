@@ -35,12 +35,17 @@ RUN_FILES = ("gradwise.json", "model.safetensors", "study.journal", "trials.csv"
 # and goes with it, but alone it marks no run (diagnose and compare write one too), and a
 # report.html or report.json that gradwise did not write is the user's: never listed.
 REPORT_FILES = ("report.html", "report.json")
+# `tune --workers N` sends each worker's stderr to LOG_DIR/worker-I.log (tuning/workers.py).
+# Like the report, the folder goes with the run beside it, and only while it holds nothing
+# but such logs: a logs/ folder with anything else in it is the user's.
+LOG_DIR = "logs"
 
 
 def previous_run(directory: str | Path, reports: bool = False) -> list[str]:
     """The files of an earlier train or tune run found in ``directory`` (none: []).
 
-    With ``reports``, also the report.html and report.json that gradwise wrote beside them.
+    With ``reports``, also the report.html and report.json that gradwise wrote beside them,
+    and the folder of its workers' logs.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -48,7 +53,16 @@ def previous_run(directory: str | Path, reports: bool = False) -> list[str]:
     found = [name for name in RUN_FILES if (directory / name).exists()]
     if reports and found:
         found += [name for name in REPORT_FILES if written_by_gradwise(directory / name)]
+        found += [LOG_DIR] if holds_only_worker_logs(directory / LOG_DIR) else []
     return found
+
+
+def holds_only_worker_logs(folder: Path) -> bool:
+    """True when ``folder`` is a directory of worker logs that `tune --workers` wrote, and nothing else."""
+    if not folder.is_dir() or folder.is_symlink():
+        return False
+    entries = list(folder.iterdir())
+    return bool(entries) and all(p.is_file() and p.name.startswith("worker-") and p.suffix == ".log" for p in entries)
 
 
 def written_by_gradwise(path: str | Path) -> bool:

@@ -21,7 +21,7 @@ from typing import Any
 import optuna
 
 from ..errors import ConfigError, GradwiseError
-from ..files import check_output_dir, previous_run
+from ..files import LOG_DIR, check_output_dir, previous_run
 from .display import LiveDisplay
 from .result import TuneResult, finalize
 from .runner import count_trials, create_study, load_study, run_worker, set_threads
@@ -236,7 +236,10 @@ class _Aside:
     def restore(self) -> None:
         """Delete what the new run wrote in the earlier one's place, and put the earlier back."""
         if self.folder is not None:
-            _remove(self.out_dir, previous_run(self.out_dir, reports=True))
+            # A path this run emptied holds only what the new run wrote there since (a new
+            # logs/ even when no run file was written, as with --storage on PostgreSQL).
+            vacated = [name for name in self.names if (self.out_dir / name).exists()]
+            _remove(self.out_dir, sorted({*previous_run(self.out_dir, reports=True), *vacated}))
             self._put_back()
 
     def _put_back(self) -> None:
@@ -283,13 +286,13 @@ class _Footprint:
         elif study is not None:
             optuna.delete_study(study_name=study_name, storage=backend)
         if not self.had_out_dir:
-            shutil.rmtree(self.out_dir / "logs", ignore_errors=True)
+            shutil.rmtree(self.out_dir / LOG_DIR, ignore_errors=True)
             with contextlib.suppress(OSError):
                 self.out_dir.rmdir()  # only if nothing else is in it
 
 
 def _run_local_workers(study: optuna.Study, spec: TuneSpec, storage: str, out_dir: Path, live: LiveDisplay) -> None:
-    processes = start_workers(spec.workers, storage, study.study_name, spec.timeout, out_dir / "logs")
+    processes = start_workers(spec.workers, storage, study.study_name, spec.timeout, out_dir / LOG_DIR)
     try:
         while any(p.poll() is None for p in processes):
             live.update(study)
@@ -299,4 +302,4 @@ def _run_local_workers(study: optuna.Study, spec: TuneSpec, storage: str, out_di
         raise
     bad = failed_workers(processes)
     if bad:
-        raise GradwiseError(f"{len(bad)} of {len(processes)} worker processes failed (exit codes {bad}); see {out_dir / 'logs'}")
+        raise GradwiseError(f"{len(bad)} of {len(processes)} worker processes failed (exit codes {bad}); see {out_dir / LOG_DIR}")
