@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ...data.splitting import Splits
 from ...models.model import GradwiseModel
+from ..loop import normalized_split
 
 
 @dataclass
@@ -48,12 +49,7 @@ def _pad_rows(t: Tensor, M: int) -> Tensor:
 
 def member_tensors(model: GradwiseModel, splits: Splits, name: str) -> tuple[Tensor, Tensor]:
     """One split normalized as ``fit`` normalizes it (inputs; regression targets too)."""
-    part = getattr(splits, name)
-    X = model.input_normalizer(torch.tensor(part.X, dtype=torch.float32))
-    y = torch.tensor(part.y)
-    if splits.task == "regression":
-        y = model.target_normalizer(y.to(torch.float32))
-    return X, y
+    return normalized_split(model, getattr(splits, name), splits.task)
 
 
 def stack(parts: list[tuple[Tensor, Tensor]], device: torch.device) -> Stacked:
