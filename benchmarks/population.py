@@ -12,6 +12,11 @@ and all the cores (measured), populations on ``--threads`` (default 0: the cores
 other processes leave idle, as `gradwise tune --threads 0` does; on a busy machine a second
 thread made populations 2-5x slower). On a CUDA GPU pass ``--device cuda``.
 
+Each line also gives the rate in GFLOP/s of the training's matrix products (forward, weight
+and input gradients), under the machine's float32 matmul peak printed first: batching can
+only win what one-at-a-time training leaves below that peak, so (b), whose matrices are
+already large, is bounded by peak / fit's rate.
+
 Run:  python benchmarks/population.py [--quick] [--device cpu|cuda] [--threads N]
 ``--quick`` runs 2 epochs, K = 8 and 32, (b) on 5,000 rows: a check that the script works.
 """
@@ -46,6 +51,28 @@ def configs(base: TrainConfig, k: int) -> list[TrainConfig]:
     return [base.replace(lr=float(lr), seed=i) for i, lr in enumerate(lrs)]
 
 
+def training_flops(base: TrainConfig, splits) -> float:
+    """Multiply-adds of one configuration's training, counted as 2 FLOPs each: per row, the
+    forward pass, the weight gradients and the input gradients (none for the first layer)."""
+    rows, features = splits.train.X.shape
+    outputs = int(splits.train.y.max()) + 1 if splits.task == "classification" else 1
+    widths = [features] + [base.hidden] * base.layers + [outputs]
+    forward = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    return 2.0 * rows * (3 * forward - widths[0] * widths[1]) * base.epochs
+
+
+def matmul_peak(threads: int, n: int = 1024) -> float:
+    """The GFLOP/s of a large float32 matmul on ``threads``: the ceiling both sides work under."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    started = time.perf_counter()
+    for _ in range(20):
+        a @ b
+    return 2 * n**3 * 20 / (time.perf_counter() - started) / 1e9
+
+
 def fit_rate(base: TrainConfig, splits, n: int) -> float:
     fit(base.replace(epochs=1), splits)  # warm-up: the first step imports and allocates
     started = time.perf_counter()
@@ -61,16 +88,16 @@ def population_rate(base: TrainConfig, splits, k: int) -> float:
 
 
 def run(name: str, base: TrainConfig, splits, sizes: list[int], fit_runs: int, threads: int) -> None:
-    rates = {}
+    rates, flops = {}, training_flops(base, splits) / 1e9
     for fit_threads in sorted({1, len(os.sched_getaffinity(0))}):
         torch.set_num_threads(fit_threads)
         rates[fit_threads] = fit_rate(base, splits, fit_runs)
-        print(f"{name}: gradwise.fit one at a time, {fit_threads} thread(s): {rates[fit_threads]:.2f} configurations/s ({fit_runs} runs)")
+        print(f"{name}: gradwise.fit one at a time, {fit_threads} thread(s): {rates[fit_threads]:.2f} configurations/s, {rates[fit_threads] * flops:.1f} GFLOP/s ({fit_runs} runs)")
     baseline = max(rates.values())
     torch.set_num_threads(threads)
     for k in sizes:
         rate = population_rate(base, splits, k)
-        print(f"{name}: population K={k:4d}, {threads} thread(s): {rate:.2f} configurations/s, {rate / baseline:.1f}x gradwise.fit's best")
+        print(f"{name}: population K={k:4d}, {threads} thread(s): {rate:.2f} configurations/s, {rate * flops:.1f} GFLOP/s, {rate / baseline:.1f}x gradwise.fit's best")
 
 
 def main() -> None:
@@ -84,6 +111,9 @@ def main() -> None:
     sizes = [8, 32] if args.quick else [8, 32, 128]
     print(f"device {args.device}, population torch threads {threads}, {epochs} epochs per configuration"
           + (" (--quick: a check that the script runs, not a measurement)" if args.quick else ""))
+    if args.device == "cpu":
+        peaks = ", ".join(f"{t} thread(s) {matmul_peak(t):.0f}" for t in sorted({1, threads}))
+        print(f"float32 matmul peak (1024 x 1024) in GFLOP/s: {peaks}")
     digits = split_table(load_table("builtin:digits"), seed=0)
     base_a = TrainConfig(layers=2, hidden=64, batch_size=64, epochs=epochs, patience=None, device=args.device)
     run("(a) digits 2x64 batch 64", base_a, digits, sizes, 2 if args.quick else 8, threads)
