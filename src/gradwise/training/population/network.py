@@ -24,6 +24,11 @@ from ...models.mlp import ACTIVATIONS
 # The parameters are strided views of one buffer (not dense), which autograd notes on the
 # first backward; it still accumulates into them in place, which is all this module needs.
 LAYOUT_WARNING = "grad and param do not obey the gradient layout contract"
+# The output layer is computed at least this many columns wide, the extra ones zero weights
+# that ``forward`` slices off: with fewer, the CPU's batched matmul is several times slower
+# per FLOP (32 members, batch 64, 64 inputs, 2 threads: 188 us forward and 189 us for the
+# weight gradient with 10 columns, 53 and 53 us with 16; 113 us with 1, as in regression).
+OUTPUT_COLUMNS = 16
 
 
 def linear_layers(net: nn.Module) -> list[nn.Linear]:
@@ -40,7 +45,9 @@ class StackedMLP:
         layers = [linear_layers(net) for net in nets]
         self.K, self.depth, self.activation_name = len(nets), len(layers[0]), activation
         widest = [(max(m[i].in_features for m in layers), max(m[i].out_features for m in layers)) for i in range(self.depth)]
+        self.outputs = widest[-1][1]
         self.shapes = [(max(a, c), max(b, d)) for (a, b), (c, d) in zip(widest, shapes or widest)]
+        self.shapes[-1] = (self.shapes[-1][0], max(self.shapes[-1][1], OUTPUT_COLUMNS))
         sizes = [fan_in * fan_out + fan_out for fan_in, fan_out in self.shapes]
         self.flat = torch.zeros(self.K, sum(sizes), device=device)
         self.grad = torch.zeros_like(self.flat)
@@ -114,7 +121,7 @@ class StackedMLP:
                 keep.append(h)
             z = torch.baddbmm(biases[i], h, weights[i])
             if i == self.depth - 1:
-                return z
+                return z[..., : self.outputs]  # the padding columns (OUTPUT_COLUMNS) are zeros
             if keep is not None:
                 z.retain_grad()
                 keep.append(z)
