@@ -97,6 +97,20 @@ def test_members_with_different_batch_sizes_share_a_population(iris):
     assert len({r.updates for r in results}) == 3
 
 
+def test_members_in_groups_of_one_still_train_what_fit_trains(iris, diabetes, monkeypatch):
+    """Forward and backward by groups of members (here one each): masks, padding, batch sizes."""
+    from gradwise.training.population import network
+
+    monkeypatch.setattr(network, "GROUP_BYTES", 1)
+    base = TrainConfig(layers=2, batch_size=8, epochs=6, patience=2, device="cpu", clip_grad=1.0)
+    widths = [base.replace(hidden=h, lr=lr, seed=i) for i, (h, lr) in enumerate([(4, 0.05), (9, 0.01), (6, 0.2)])]
+    members = [Member(c, diabetes) for c in widths]
+    assert len(PopulationTrainer(members).net.member_groups(8)) == 3
+    assert_same_training(members)
+    sizes = [TrainConfig(hidden=8, epochs=3, patience=None, device="cpu", batch_size=b, seed=i, lr=0.01) for i, b in enumerate((4, 7, 16))]
+    assert_same_training([Member(c, f) for c, f in zip(sizes, row_sets(iris, 3))])
+
+
 def test_one_diverging_member_leaves_the_others_unchanged(iris):
     base = TrainConfig(hidden=8, batch_size=8, epochs=5, patience=None, device="cpu", optimizer="gd", activation="tanh")
     calm = [base.replace(lr=0.05, seed=1), base.replace(lr=0.02, seed=2)]

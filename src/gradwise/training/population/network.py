@@ -29,6 +29,13 @@ LAYOUT_WARNING = "grad and param do not obey the gradient layout contract"
 # per FLOP (32 members, batch 64, 64 inputs, 2 threads: 188 us forward and 189 us for the
 # weight gradient with 10 columns, 53 and 53 us with 16; 113 us with 1, as in regression).
 OUTPUT_COLUMNS = 16
+# Members go through forward and backward in groups whose widest activation ([members, batch,
+# width] float32) stays about this size, so a step's activations stay in the CPU's last-level
+# cache between the ops that write and read them. On the 50,000-row set-up (3x128, batch 256)
+# 128 members took 188 ms a step in one group (16 MB activations) and 104 ms in groups of 32;
+# on digits (2x64, batch 64) 128 members are one group, and smaller groups cost more in
+# per-op overhead than they saved.
+GROUP_BYTES = 1 << 22
 
 
 def linear_layers(net: nn.Module) -> list[nn.Linear]:
@@ -54,6 +61,7 @@ class StackedMLP:
         self.weights, self.biases = self._views(self.flat)
         self.params = self._leaves()
         self.buffer = self._buffer_leaf()
+        self._group_params: dict[tuple[int, int], list[nn.Parameter]] = {}
         self._copy_in(layers)
         self.activation = ACTIVATIONS[activation]()
         self.unit_masks = self._unit_masks(layers, device)
@@ -70,11 +78,13 @@ class StackedMLP:
             offset += fan_out
         return weights, biases
 
-    def _leaves(self) -> list[nn.Parameter]:
-        """Leaf tensors whose data and .grad are the buffers' views (autograd adds into them in place)."""
-        grad_weights, grad_biases = self._views(self.grad)
+    def _leaves(self, rows: slice = slice(None)) -> list[nn.Parameter]:
+        """Leaf tensors whose data and .grad are the buffers' views (autograd adds into them in
+        place): of every member, or of the members at ``rows``."""
+        weights, biases = self._views(self.flat[rows])
+        grad_weights, grad_biases = self._views(self.grad[rows])
         params = []
-        for data, grad in zip([*self.weights, *self.biases], [*grad_weights, *grad_biases]):
+        for data, grad in zip([*weights, *biases], [*grad_weights, *grad_biases]):
             p = nn.Parameter(torch.empty(0, device=data.device))
             p.data, p.grad = data, grad
             params.append(p)
@@ -110,10 +120,30 @@ class StackedMLP:
     def weight_params(self) -> list[nn.Parameter]:
         return self.params[: self.depth]
 
-    def forward(self, x: Tensor, train: bool, keep: list[Tensor] | None = None) -> Tensor:
-        """Outputs for [K, B, d] inputs; ``keep`` collects each layer's input and pre-activation
-        (with ``retain_grad``) for the gradient monitor's backward gains."""
-        weights, biases = self.params[: self.depth], self.params[self.depth :]
+    def member_groups(self, rows: int) -> list[slice]:
+        """Consecutive groups of members whose activations on ``rows`` rows fit GROUP_BYTES
+        (on the CPU; a GPU takes every member at once, its launches being the cost)."""
+        if self.flat.device.type != "cpu":
+            return [slice(0, self.K)]
+        width = max(max(shape) for shape in self.shapes)
+        size = max(1, GROUP_BYTES // (4 * rows * width))
+        return [slice(start, min(start + size, self.K)) for start in range(0, self.K, size)]
+
+    def _params_of(self, group: slice | None) -> list[nn.Parameter]:
+        if group is None or (group.start == 0 and group.stop >= self.K):
+            return self.params
+        key = (group.start, group.stop)
+        if key not in self._group_params:
+            self._group_params[key] = self._leaves(group)
+        return self._group_params[key]
+
+    def forward(self, x: Tensor, train: bool, keep: list[Tensor] | None = None, group: slice | None = None) -> Tensor:
+        """Outputs for [K, B, d] inputs, or for the members at ``group`` ([k, B, d] inputs, theirs);
+        ``keep`` collects each layer's input and pre-activation (with ``retain_grad``) for the
+        gradient monitor's backward gains."""
+        params = self._params_of(group)
+        rows = group if group is not None else slice(None)
+        weights, biases = params[: self.depth], params[self.depth :]
         h = x
         for i in range(self.depth):
             if keep is not None:
@@ -127,10 +157,10 @@ class StackedMLP:
                 keep.append(z)
             h = self.activation(z)
             if train and self.dropout is not None:
-                keep_prob = 1 - self.dropout
+                keep_prob = 1 - self.dropout[rows]
                 h = h * (torch.rand(h.shape, generator=self.generator, device=h.device) < keep_prob) / keep_prob
             if self.unit_masks[i] is not None:
-                h = h * self.unit_masks[i]
+                h = h * self.unit_masks[i][rows]
         raise AssertionError("unreachable")
 
     def zero_grad(self) -> None:
@@ -144,6 +174,7 @@ class StackedMLP:
         self.weights, self.biases = self._views(self.flat)
         self.params = self._leaves()
         self.buffer = self._buffer_leaf()
+        self._group_params = {}
         self.unit_masks = [None if m is None else m.index_select(0, index) for m in self.unit_masks]
         if self.dropout is not None:
             self.dropout = self.dropout.index_select(0, index)
@@ -162,6 +193,7 @@ class StackedMLP:
         self.weights, self.biases = self._views(self.flat)
         self.params = self._leaves()
         self.buffer = self._buffer_leaf()
+        self._group_params = {}
 
     def copy_out(self, row: Tensor, net: nn.Module) -> None:
         """Write one member's weights (a row of the buffer) into its own ``build_mlp`` network."""

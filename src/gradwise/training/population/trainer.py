@@ -326,33 +326,38 @@ class PopulationTrainer:
         return batch
 
     def _step(self, xb: Tensor, yb: Tensor, valid: Tensor, active: Tensor | None, sums: "_Sums", first: bool, full: bool = False) -> None:
-        """One update of every active member; ``full``: every row of the batch is real."""
+        """One update of every active member; ``full``: every row of the batch is real.
+
+        Members go forward and backward in groups (``StackedMLP.member_groups``), each group's
+        loss its own backward into the shared gradient buffer; the monitor's step takes them
+        all at once, as its per-layer tensors span the population."""
         self.net.zero_grad()
         kept = [] if (self.watch is not None and first) else None
-        out = self.net.forward(xb, train=True, keep=kept)
-        if kept is not None:
-            out.retain_grad()
-            kept.append(out)
-        per_row = row_losses(out, yb, self.task)
-        if full:
-            valid, count = None, xb.shape[1]
-            losses = per_row.mean(dim=1)
-        else:
-            count = valid.sum(dim=1)
-            losses = (per_row * valid).sum(dim=1) / count.clamp(min=1)
-        if first:
+        groups = [slice(0, self.net.K)] if kept is not None else self.net.member_groups(xb.shape[1])
+        outs, losses = [], []
+        for group in groups:
+            out = self.net.forward(xb[group], train=True, keep=kept, group=group)
+            if kept is not None:
+                out.retain_grad()
+                kept.append(out)
+            group_losses = mean_losses(row_losses(out, yb[group], self.task), None if full else valid[group])
             with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=LAYOUT_WARNING)
-                losses.sum().backward()
-        else:
-            losses.sum().backward()
+                if first:
+                    warnings.filterwarnings("ignore", message=LAYOUT_WARNING)
+                group_losses.sum().backward()
+            outs.append(out.detach())
+            losses.append(group_losses.detach())
         if self.watch is not None:
             self.watch.after_backward([p.grad for p in self.net.weight_params], kept)
         if self.clip is not None:
             norms = self.net.grad.norm(dim=1)
             self.net.grad.mul_((self.clip / (norms + 1e-6)).clamp(max=1.0).unsqueeze(1))
         self.optimizer.step(active)
-        sums.add(out.detach(), yb, valid, losses.detach(), count)
+        out, losses = (outs[0], losses[0]) if len(groups) == 1 else (torch.cat(outs), torch.cat(losses))
+        if full:
+            sums.add(out, yb, None, losses, xb.shape[1])
+        else:
+            sums.add(out, yb, valid, losses, valid.sum(dim=1))
 
     @torch.no_grad()
     def _evaluate(self, split: Stacked, variances: list[Tensor | None]) -> list[tuple[float | None, dict[str, float]]]:
@@ -361,7 +366,8 @@ class PopulationTrainer:
         valid = split.valid()
         for start in range(0, M, EVAL_CHUNK):
             rows = slice(start, start + EVAL_CHUNK)
-            out = self.net.forward(split.X[:, rows], train=False)
+            groups = self.net.member_groups(min(M - start, EVAL_CHUNK))
+            out = torch.cat([self.net.forward(split.X[group, rows], train=False, group=group) for group in groups])
             count = valid[:, rows].sum(dim=1)
             losses = (row_losses(out, split.y[:, rows], self.task) * valid[:, rows]).sum(dim=1) / count.clamp(min=1)
             sums.add(out, split.y[:, rows], valid[:, rows], losses, count)
@@ -422,6 +428,13 @@ class PopulationTrainer:
         self.train, self.val = self.train.select(index), self.val.select(index)
         if self.clip is not None:
             self.clip = self.clip.index_select(0, index)
+
+
+def mean_losses(per_row: Tensor, valid: Tensor | None) -> Tensor:
+    """[K] each member's mean loss over its real rows (``valid`` None: every row is real)."""
+    if valid is None:
+        return per_row.mean(dim=1)
+    return (per_row * valid).sum(dim=1) / valid.sum(dim=1).clamp(min=1)
 
 
 def row_losses(out: Tensor, y: Tensor, task: str) -> Tensor:
