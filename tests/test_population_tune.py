@@ -189,3 +189,16 @@ def test_threads_auto_gives_populations_the_idle_cores_and_one_trial_at_a_time_o
             assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("storage_kind", ["memory", "journal"])
+def test_a_queued_trial_is_told_apart_from_a_sampled_one(tmp_path, storage_kind):
+    """Queued trials (the untuned run, the α grid, retries) keep their values: never reshaped."""
+    from gradwise.tuning.runner import _queued
+
+    storage = optuna.storages.InMemoryStorage() if storage_kind == "memory" else optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "s.journal")))
+    study = optuna.create_study(storage=storage)
+    study.enqueue_trial({"x": 0.5})
+    queued, sampled = study.ask(), study.ask()
+    assert _queued(study, queued) and not _queued(study, sampled)

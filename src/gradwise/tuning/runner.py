@@ -136,8 +136,13 @@ def _take_trials(study: optuna.Study, spec: TuneSpec, journal: Path | None, n: i
 
 def _queued(study: optuna.Study, trial: optuna.Trial) -> bool:
     """Whether the trial came from the queue (the untuned run, the α grid, a retry): its values
-    are fixed already, so it is configured as it is, whatever population it then fits."""
-    return "fixed_params" in study._storage.get_trial(trial._trial_id).system_attrs
+    are fixed already, so it is configured as it is, whatever population it then fits.
+
+    Read from the copy of the trial that ``ask`` fetched already (Optuna keeps it to look up
+    fixed values), not from the storage again: one round trip less per trial on PostgreSQL."""
+    frozen = getattr(trial, "_cached_frozen_trial", None)
+    attrs = frozen.system_attrs if frozen is not None else study._storage.get_trial(trial._trial_id).system_attrs
+    return "fixed_params" in attrs
 
 
 def enqueue_alpha_grid(study: optuna.Study, spec: TuneSpec) -> None:
