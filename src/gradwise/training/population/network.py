@@ -126,7 +126,7 @@ class StackedMLP:
         if self.flat.device.type != "cpu":
             return [slice(0, self.K)]
         width = max(max(shape) for shape in self.shapes)
-        size = max(1, GROUP_BYTES // (4 * rows * width))
+        size = max(1, GROUP_BYTES // (4 * max(rows, 1) * width))
         return [slice(start, min(start + size, self.K)) for start in range(0, self.K, size)]
 
     def _params_of(self, group: slice | None) -> list[nn.Parameter]:
