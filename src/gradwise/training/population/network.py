@@ -31,7 +31,7 @@ LAYOUT_WARNING = "grad and param do not obey the gradient layout contract"
 OUTPUT_COLUMNS = 16
 # Members go through forward and backward in groups whose widest activation ([members, batch,
 # width] float32) stays about this size, so a step's activations stay in the CPU's last-level
-# cache between the ops that write and read them. With 32 inputs, 3x128 and batch 256
+# cache between the ops that write and read them. With 32 inputs, 3x128 and batch 256,
 # 128 members took 188 ms a step in one group (16 MB activations) and 104 ms in groups of 32;
 # on digits (2x64, batch 64) 128 members are one group, and smaller groups cost more in
 # per-op overhead than they saved.
