@@ -17,6 +17,7 @@ would have alone, and a member whose loss is NaN or inf touches nothing but itse
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -334,30 +335,26 @@ class PopulationTrainer:
         self.net.zero_grad()
         kept = [] if (self.watch is not None and first) else None
         groups = [slice(0, self.net.K)] if kept is not None else self.net.member_groups(xb.shape[1])
+        count = xb.shape[1] if full else valid.sum(dim=1)
         outs, losses = [], []
-        for group in groups:
-            out = self.net.forward(xb[group], train=True, keep=kept, group=group)
-            if kept is not None:
-                out.retain_grad()
-                kept.append(out)
-            group_losses = mean_losses(row_losses(out, yb[group], self.task), None if full else valid[group])
-            with warnings.catch_warnings():
-                if first:
-                    warnings.filterwarnings("ignore", message=LAYOUT_WARNING)
+        with _layout_warning_ignored() if first else contextlib.nullcontext():
+            for group in groups:
+                out = self.net.forward(xb[group], train=True, keep=kept, group=group)
+                if kept is not None:
+                    out.retain_grad()
+                    kept.append(out)
+                per_row = row_losses(out, yb[group], self.task)
+                group_losses = per_row.mean(dim=1) if full else mean_losses(per_row, valid[group], count[group])
                 group_losses.sum().backward()
-            outs.append(out.detach())
-            losses.append(group_losses.detach())
+                outs.append(out.detach())
+                losses.append(group_losses.detach())
         if self.watch is not None:
             self.watch.after_backward([p.grad for p in self.net.weight_params], kept)
         if self.clip is not None:
             norms = self.net.grad.norm(dim=1)
             self.net.grad.mul_((self.clip / (norms + 1e-6)).clamp(max=1.0).unsqueeze(1))
         self.optimizer.step(active)
-        out, losses = (outs[0], losses[0]) if len(groups) == 1 else (torch.cat(outs), torch.cat(losses))
-        if full:
-            sums.add(out, yb, None, losses, xb.shape[1])
-        else:
-            sums.add(out, yb, valid, losses, valid.sum(dim=1))
+        sums.add(_joined(outs), yb, None if full else valid, _joined(losses), count)
 
     @torch.no_grad()
     def _evaluate(self, split: Stacked, variances: list[Tensor | None]) -> list[tuple[float | None, dict[str, float]]]:
@@ -367,9 +364,9 @@ class PopulationTrainer:
         for start in range(0, M, EVAL_CHUNK):
             rows = slice(start, start + EVAL_CHUNK)
             groups = self.net.member_groups(min(M - start, EVAL_CHUNK))
-            out = torch.cat([self.net.forward(split.X[group, rows], train=False, group=group) for group in groups])
+            out = _joined([self.net.forward(split.X[group, rows], train=False, group=group) for group in groups])
             count = valid[:, rows].sum(dim=1)
-            losses = (row_losses(out, split.y[:, rows], self.task) * valid[:, rows]).sum(dim=1) / count.clamp(min=1)
+            losses = mean_losses(row_losses(out, split.y[:, rows], self.task), valid[:, rows], count)
             sums.add(out, split.y[:, rows], valid[:, rows], losses, count)
         results = sums.results(self.task, [self.scales[m] for m in self.ids], variances)
         return [(None, {}) if n == 0 else (loss, metrics) for (loss, metrics), n in zip(results, split.counts.tolist())]
@@ -430,11 +427,21 @@ class PopulationTrainer:
             self.clip = self.clip.index_select(0, index)
 
 
-def mean_losses(per_row: Tensor, valid: Tensor | None) -> Tensor:
-    """[K] each member's mean loss over its real rows (``valid`` None: every row is real)."""
-    if valid is None:
-        return per_row.mean(dim=1)
-    return (per_row * valid).sum(dim=1) / valid.sum(dim=1).clamp(min=1)
+def mean_losses(per_row: Tensor, valid: Tensor, count: Tensor) -> Tensor:
+    """[K] each member's mean loss over its real rows (``count`` of them, per member)."""
+    return (per_row * valid).sum(dim=1) / count.clamp(min=1)
+
+
+def _joined(parts: list[Tensor]) -> Tensor:
+    """The member groups' tensors as one population's (no copy for a single group)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+@contextlib.contextmanager
+def _layout_warning_ignored():
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=LAYOUT_WARNING)
+        yield
 
 
 def row_losses(out: Tensor, y: Tensor, task: str) -> Tensor:
