@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +40,12 @@ REPORT_FILES = ("report.html", "report.json")
 # Like the report, the folder goes with the run beside it, and only while it holds nothing
 # but such logs: a logs/ folder with anything else in it is the user's.
 LOG_DIR = "logs"
+WORKER_LOG = re.compile(r"worker-\d+\.log")
+
+
+def worker_log_name(index: int) -> str:
+    """The name of worker ``index``'s log in LOG_DIR (what :func:`holds_only_worker_logs` recognizes)."""
+    return f"worker-{index}.log"
 
 
 def previous_run(directory: str | Path, reports: bool = False) -> list[str]:
@@ -62,7 +69,7 @@ def holds_only_worker_logs(folder: Path) -> bool:
     if not folder.is_dir() or folder.is_symlink():
         return False
     entries = list(folder.iterdir())
-    return bool(entries) and all(p.is_file() and p.name.startswith("worker-") and p.suffix == ".log" for p in entries)
+    return bool(entries) and all(p.is_file() and WORKER_LOG.fullmatch(p.name) for p in entries)
 
 
 def written_by_gradwise(path: str | Path) -> bool:

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..files import worker_log_name
+
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     try:
@@ -46,7 +48,7 @@ def start_workers(n: int, storage: str, study: str, timeout: float | None, log_d
     log_dir.mkdir(parents=True, exist_ok=True)
     processes = []
     for index in range(n):
-        log = open(log_dir / f"worker-{index}.log", "ab")
+        log = open(log_dir / worker_log_name(index), "ab")
         process = subprocess.Popen(
             worker_command(study, index + 1, timeout, threads),
             env={**os.environ, STORAGE_ENV: storage},
