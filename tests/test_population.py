@@ -111,6 +111,21 @@ def test_members_in_groups_of_one_still_train_what_fit_trains(iris, diabetes, mo
     assert_same_training([Member(c, f) for c, f in zip(sizes, row_sets(iris, 3))])
 
 
+def test_members_whose_inputs_differ_in_width_train_what_fit_trains(iris):
+    """CV folds fit their own encoders, so a string column can encode to other widths per fold:
+    the narrower members' inputs and first-layer weights are zero-padded, exactly."""
+    import numpy as np
+
+    def widened(splits, extra: int):
+        pad = lambda p: Part(np.hstack([p.X, np.linspace(-1, 1, len(p) * extra, dtype=np.float32).reshape(len(p), extra)]), p.y)  # noqa: E731
+        return replace(splits, train=pad(splits.train), val=pad(splits.val), test=pad(splits.test))
+
+    base = TrainConfig(layers=2, hidden=8, batch_size=8, epochs=4, patience=None, device="cpu")
+    folds = [iris, widened(iris, 3), widened(iris, 1)]
+    assert len({f.n_features for f in folds}) == 3
+    assert_same_training([Member(c, f) for c, f in zip(member_configs(base), folds)])
+
+
 def test_one_diverging_member_leaves_the_others_unchanged(iris):
     base = TrainConfig(hidden=8, batch_size=8, epochs=5, patience=None, device="cpu", optimizer="gd", activation="tanh")
     calm = [base.replace(lr=0.05, seed=1), base.replace(lr=0.02, seed=2)]

@@ -202,3 +202,28 @@ def test_a_queued_trial_is_told_apart_from_a_sampled_one(tmp_path, storage_kind)
     study.enqueue_trial({"x": 0.5})
     queued, sampled = study.ask(), study.ask()
     assert _queued(study, queued) and not _queued(study, sampled)
+
+
+def test_cv_folds_whose_encodings_differ_in_width_still_train_in_populations(tmp_path):
+    """Each fold fits its own imputer: a column with two gaps gets a missing-value indicator
+    only in the folds whose training rows hold a gap, so folds differ in input width. Before,
+    every population refused its trial's folds and every trial failed."""
+    rng = np.random.default_rng(0)
+    n = 150
+    x = rng.normal(size=n)
+    frame = {"x": x, "gappy": np.where(np.arange(n) < 2, np.nan, rng.normal(size=n)), "y": 2 * x + 0.1 * rng.normal(size=n)}
+    import pandas as pd
+
+    path = tmp_path / "gaps.csv"
+    pd.DataFrame(frame).to_csv(path, index=False)
+    spec = TuneSpec(data=str(path), target="y", n_trials=8, timeout=None, base={"epochs": 3, "device": "cpu"}, population="auto", cv=5, seed=0)
+    splits = load_splits(spec)
+    from gradwise.tuning.spec import build_objective
+
+    assert len({fold.n_features for fold in build_objective(spec, splits).folds}) > 1
+    storage = optuna.storages.InMemoryStorage()
+    create_study(spec, storage, "s", splits.task)
+    study, spec = load_study(storage, "s", spec, worker_seed=0)
+    run_worker(study, spec, splits)
+    states = [t.state for t in study.trials]
+    assert len(states) == 8 and TrialState.FAIL not in states and TrialState.COMPLETE in states

@@ -30,10 +30,11 @@ class Stacked:
         return Stacked(self.X.index_select(0, index), self.y.index_select(0, index), self.counts.index_select(0, index))
 
     def extend(self, other: "Stacked") -> "Stacked":
-        """These members and ``other``'s, padded to the longer split."""
+        """These members and ``other``'s, padded to the longer split (and the wider inputs)."""
         M = max(self.X.shape[1], other.X.shape[1])
-        return Stacked(torch.cat([_pad_rows(self.X, M), _pad_rows(other.X, M)]), torch.cat([_pad_rows(self.y, M), _pad_rows(other.y, M)]),
-                       torch.cat([self.counts, other.counts]))
+        d = max(self.X.shape[2], other.X.shape[2])
+        X = [_pad_features(_pad_rows(t, M), d) for t in (self.X, other.X)]
+        return Stacked(torch.cat(X), torch.cat([_pad_rows(self.y, M), _pad_rows(other.y, M)]), torch.cat([self.counts, other.counts]))
 
     def valid(self) -> Tensor:
         """[K, M] True on real rows."""
@@ -47,6 +48,13 @@ def _pad_rows(t: Tensor, M: int) -> Tensor:
     return torch.cat([t, pad], dim=1)
 
 
+def _pad_features(X: Tensor, d: int) -> Tensor:
+    """[K, M, d] with zero columns after a narrower member's own (its weights there are zero too)."""
+    if X.shape[2] == d:
+        return X
+    return torch.cat([X, X.new_zeros(*X.shape[:2], d - X.shape[2])], dim=2)
+
+
 def member_tensors(model: GradwiseModel, splits: Splits, name: str) -> tuple[Tensor, Tensor]:
     """One split normalized as ``fit`` normalizes it (inputs; regression targets too)."""
     return normalized_split(model, getattr(splits, name), splits.task)
@@ -56,10 +64,10 @@ def stack(parts: list[tuple[Tensor, Tensor]], device: torch.device) -> Stacked:
     counts = [len(X) for X, _ in parts]
     M = max(max(counts), 1)
     X0, y0 = parts[0]
-    X = torch.zeros(len(parts), M, X0.shape[1], dtype=X0.dtype)
+    X = torch.zeros(len(parts), M, max(Xk.shape[1] for Xk, _ in parts), dtype=X0.dtype)  # widths may differ: padded
     y = torch.zeros(len(parts), M, *y0.shape[1:], dtype=y0.dtype)
     for k, (Xk, yk) in enumerate(parts):
-        X[k, : len(Xk)] = Xk
+        X[k, : len(Xk), : Xk.shape[1]] = Xk
         y[k, : len(yk)] = yk
     return Stacked(X.to(device), y.to(device), torch.tensor(counts, dtype=torch.int64, device=device))
 

@@ -65,7 +65,9 @@ class Member:
 def population_key(config: TrainConfig, splits: Splits | None = None) -> tuple:
     """Members whose keys are equal can train in one population (hidden width may differ)."""
     extra = tuple(sorted((config.extra or {}).items()))
-    data = () if splits is None else (splits.task, splits.n_features, splits.n_outputs)
+    # Input widths may differ (each CV fold fits its own encoders, so a string column can
+    # give folds different one-hot widths): inputs and first-layer weights are zero-padded.
+    data = () if splits is None else (splits.task, splits.n_outputs)
     return (*(getattr(config, f) for f in SHARED_FIELDS), config.batch_size == "full", config.dropout > 0, config.clip_grad is None, extra, *data)
 
 
@@ -165,7 +167,7 @@ class PopulationTrainer:
         """Whether ``member`` can join this population (same key, no wider than its padding)."""
         if population_key(member.config, member.splits) != self.key or can_batch(member.config):
             return False
-        return all(member.config.hidden <= out for _, out in self.net.shapes[:-1])
+        return member.splits.n_features <= self.net.shapes[0][0] and all(member.config.hidden <= out for _, out in self.net.shapes[:-1])
 
     def add(self, members: list[Member]) -> list[int]:
         """Add members (each starting at its epoch 1); returns their indices."""
