@@ -403,3 +403,24 @@ def test_tune_whose_trials_all_fail_before_one_finishes_leaves_no_study(tmp_path
         tune(spec, tmp_path / "out", retrain=False)
     assert "the first failed trial said:" in str(refused.value) and "\n" not in str(refused.value)
     assert snapshot(tmp_path) == {}
+
+
+def test_tune_whose_every_trial_fails_stops_early_instead_of_failing_until_its_budget_ends(tmp_path):
+    import re
+
+    from gradwise.errors import GradwiseError
+    from gradwise.tuning import TuneSpec, tune
+    from gradwise.tuning.runner import FAILS_WITHOUT_RESULT
+    from gradwise.tuning.space_file import apply_overrides
+
+    # The same broken space as above, under a budget of 1,000 trials: it would be allowed
+    # 3,000 failures before, and stops after its first FAILS_WITHOUT_RESULT now (plus what
+    # the last population asked for at once).
+    space = apply_overrides({"fixed": {"batch_norm": True, "batch_size": 1, "epochs": 1}})
+    spec = TuneSpec(data="builtin:iris", space=space.to_dict(), n_trials=1000, timeout=None, cv=0, ensemble=1, monitor=False)
+    with pytest.raises(GradwiseError, match="no trial completed") as refused:
+        tune(spec, tmp_path / "out", retrain=False)
+    failed = int(re.search(r"(\d+) failed", str(refused.value)).group(1))
+    assert FAILS_WITHOUT_RESULT <= failed <= FAILS_WITHOUT_RESULT + 8
+    assert "the search stopped there" in str(refused.value) and "\n" not in str(refused.value)
+    assert snapshot(tmp_path) == {}
