@@ -5,8 +5,9 @@ pruned), how many hyperparameters got a measured importance (and on what basis),
 retrained best model's test accuracy. Issue 12's goals: >= 90 trials, >= 30 of them
 complete, the importance table filled, test accuracy no worse than one trial at a time.
 
-Run:  python benchmarks/tune_default.py [--seeds 0 1 2] [--timeout 120] [--population auto off] [--threads 0]
-(``--threads 0`` leaves gradwise's own choice; each run is a fresh process, one at a time.)
+Run:  python benchmarks/tune_default.py [--seeds 0 1 2] [--timeout 120] [--population auto off] [--workers auto 1] [--threads 0]
+(``--threads 0`` and ``--workers auto`` leave gradwise's own choice; each run is a fresh
+process, one at a time. ``--population off`` runs once per seed: it is one worker under auto.)
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import tempfile
 import time
 
 
-def tune(seed: int, timeout: int, population: str, threads: int, out: str) -> dict:
+def tune(seed: int, timeout: int, population: str, workers: str, threads: int, out: str) -> dict:
     command = [sys.executable, "-m", "gradwise", "tune", "--seed", str(seed), "--timeout", str(timeout),
-               "--population", population, "--out", out, "--json"]
+               "--population", population, "--workers", workers, "--out", out, "--json"]
     if threads:
         command += ["--threads", str(threads)]
     started = time.perf_counter()
@@ -51,16 +52,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--timeout", type=int, default=120)
     parser.add_argument("--population", nargs="+", default=["auto", "off"])
+    parser.add_argument("--workers", nargs="+", default=["auto", "1"])
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
-    for population in args.population:
+    settings = [(p, w) for p in args.population for w in (args.workers if p != "off" else ["auto"])]
+    for population, workers in settings:
+        label = f"--population {population:4s} --workers {workers:4s}"
         accuracies = []
         for seed in args.seeds:
             with tempfile.TemporaryDirectory() as tmp:
-                line, accuracy = summary(tune(seed, args.timeout, population, args.threads, f"{tmp}/run"))
+                line, accuracy = summary(tune(seed, args.timeout, population, workers, args.threads, f"{tmp}/run"))
             accuracies.append(accuracy)
-            print(f"--population {population:4s} seed {seed}: {line}", flush=True)
-        print(f"--population {population:4s}: mean test accuracy {statistics.mean(accuracies):.4f} over {len(accuracies)} seeds", flush=True)
+            print(f"{label} seed {seed}: {line}", flush=True)
+        print(f"{label}: mean test accuracy {statistics.mean(accuracies):.4f} over {len(accuracies)} seeds", flush=True)
 
 
 if __name__ == "__main__":

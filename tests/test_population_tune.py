@@ -227,3 +227,34 @@ def test_cv_folds_whose_encodings_differ_in_width_still_train_in_populations(tmp
     run_worker(study, spec, splits)
     states = [t.state for t in study.trials]
     assert len(states) == 8 and TrialState.FAIL not in states and TrialState.COMPLETE in states
+
+
+def test_workers_auto_starts_one_per_idle_core_only_for_populations_and_long_searches(monkeypatch):
+    from gradwise.tuning import runner
+
+    splits = load_splits(TuneSpec(data="builtin:digits"))
+    idle = {"cores": 2}
+    monkeypatch.setattr(runner, "free_cores", lambda: idle["cores"])  # the machine's idle cores, as measured
+
+    def workers(**options):
+        return runner.local_workers(TuneSpec(data="builtin:digits", **options), splits)
+
+    assert workers() == 2  # the README's default search: 120 s, populations of 8
+    assert workers(population="off") == 1  # one trial at a time: one process, as always
+    assert workers(timeout=10.0) == 1  # too short to pay for a second start
+    assert workers(n_trials=30, timeout=None) == 1  # under four populations per worker
+    assert workers(n_trials=64, timeout=None) == 2
+    assert workers(workers=3) == 3  # an explicit count is kept
+    idle["cores"] = 1
+    assert workers() == 1  # a busy machine: the other core is taken
+
+
+def test_prepare_resolves_workers_auto_and_refuses_more_than_the_machine_takes():
+    from gradwise.budget import max_workers
+    from gradwise.errors import ConfigError
+    from gradwise.tuning.session import prepare
+
+    spec, _ = prepare(TuneSpec(data="builtin:iris", n_trials=2, timeout=None, cv=0))
+    assert spec.workers == 1 and TuneSpec.from_dict(spec.to_dict()).workers == 1  # what the study stores
+    with pytest.raises(ConfigError, match=rf"--workers must be 'auto' or a number of workers in \[1, {max_workers()}\]"):
+        prepare(TuneSpec(data="builtin:iris", n_trials=2, timeout=None, workers=max_workers() + 1))

@@ -45,6 +45,7 @@ TUNE_CASES = {
     "space: YAML parse error": (lambda p: space(p, "s.yaml", "params:\n  lr: [1,\n  low: 3\n"), "could not be parsed: expected ',' or ']', but got '<stream end>' at line 4, column 1"),
     "seed -1": (lambda p: ["--out", p / "out", "--seed", "-1"], "'--seed': -1 is not in the range 0<=x<=4294967295"),
     "workers 1000": (lambda p: ["--out", p / "out", "--workers", "1000"], f"'--workers': 1000 is not in the range 1<=x<={max_workers()}"),
+    "workers many": (lambda p: ["--out", p / "out", "--workers", "many"], "'--workers': 'many' is neither 'auto' nor an integer"),
     "ensemble 1000": (lambda p: ["--out", p / "out", "--ensemble", "1000"], "--ensemble must be 'auto' or a number of networks in [1, 20], got 1000"),
     "cv 1000": (lambda p: ["--out", p / "out", "--cv", "1000"], "--cv must be 'auto', 0 (off) or a number of folds in [2, 20], got 1000"),
     "cv 1": (lambda p: ["--out", p / "out", "--cv", "1"], "--cv must be 'auto', 0 (off) or a number of folds in [2, 20], got 1"),
@@ -132,7 +133,7 @@ TUNE_OPTIONS = {
     "--trials": _ints(-1, 1), "--timeout": _NUMBERS, "--epochs": _ints(-1, 1), "--patience": _ints(-1, 2),
     "--cv": st.one_of(st.sampled_from(["auto", "0", "1", "2", "21", "-1", "x", "2.5"])),
     "--ensemble": st.sampled_from(["auto", "0", "1", "21", "x"]),
-    "--workers": _ints(1, 1, (-1, 0, 1000)), "--seed": _ints(0, 9, (-1, 2**32)),
+    "--workers": st.one_of(_ints(1, 1, (-1, 0, 1000)), st.sampled_from(["auto", "x", "2.5"])), "--seed": _ints(0, 9, (-1, 2**32)),
     "--activation": st.sampled_from(["relu", "tanh", "swish", ""]), "--normalize": st.sampled_from(["minmax", "none", "zscore"]),
     "--strategy": st.sampled_from(["random", "joint", "greedy"]), "--metric": st.sampled_from(["accuracy", "loss", "f1"]),
 }

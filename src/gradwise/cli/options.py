@@ -20,6 +20,24 @@ from ..files import jsonable
 _DEFAULTS = TrainConfig()
 
 
+class AutoOrInt(click.ParamType):
+    """'auto', or an integer in [low, high] (click words the out-of-range error)."""
+
+    name = "auto|integer"
+
+    def __init__(self, low: int, high: int) -> None:
+        self.range = click.IntRange(low, high)
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value == "auto" or isinstance(value, int):
+            return value if value == "auto" else self.range.convert(value, param, ctx)
+        try:
+            int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is neither 'auto' nor an integer", param, ctx)
+        return self.range.convert(value, param, ctx)
+
+
 def _stack(*decorators: Callable) -> Callable:
     def apply(function: Callable) -> Callable:
         for decorator in reversed(decorators):

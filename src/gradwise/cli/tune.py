@@ -11,7 +11,7 @@ import click
 from ..reporting.tables import format_metric, stdout_console
 from ..budget import MAX_ENSEMBLE, MAX_FOLDS, WORKERS_PER_CORE, max_workers
 from ._errors import handle_errors
-from .options import data_options, emit_json, output_options
+from .options import AutoOrInt, data_options, emit_json, output_options
 from .report import check_out_dir, publish, report_options
 from .worker import STORAGE_ENV
 
@@ -37,7 +37,7 @@ STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then lay
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output directory: study journal, trials.csv, model/. Default: runs/tune-<data>.")
 @click.option("--storage", default=None, envvar=STORAGE_ENV, show_envvar=True, help=f"postgresql://user@host/db (or any SQLAlchemy URL) to share the study across machines. Read from {STORAGE_ENV} when not given, so a password need not appear in the process list (`ps`); --storage wins over it.")
 @click.option("--study", "study_name", default=None, help="Study name. Default: gradwise-<data>.")
-@click.option("--workers", type=click.IntRange(1, max_workers()), default=1, show_default=True, help=f"Local worker processes (each runs `gradwise worker`); at most {WORKERS_PER_CORE} per CPU core ({max_workers()} here), since more only queue for the same cores.")
+@click.option("--workers", type=AutoOrInt(1, max_workers()), default="auto", show_default=True, help=f"Local worker processes (each runs `gradwise worker`): auto (one per idle core when trials train in populations, else 1) or N, at most {WORKERS_PER_CORE} per CPU core ({max_workers()} here), since more only queue for the same cores.")
 @click.option("--resume", is_flag=True, help="Continue the study in --out/--storage; every finished trial is kept.")
 @click.option("--overwrite", is_flag=True, help="Replace the earlier run in --out (its study.journal, trials.csv, model/ and report); it is put back if this run ends without a result. Without it, an --out that holds another run is refused.")
 @click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True, help="torch threads per worker; 0: one for trials trained one at a time (small models run fastest on one), and for populations the cores that other processes leave idle when the search starts.")

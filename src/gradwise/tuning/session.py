@@ -24,7 +24,7 @@ from ..errors import ConfigError, GradwiseError
 from ..files import LOG_DIR, check_output_dir, previous_run
 from .display import LiveDisplay
 from .result import TuneResult, finalize
-from .runner import count_trials, create_study, load_study, run_worker, set_threads
+from .runner import count_trials, create_study, load_study, local_workers, run_worker, set_threads
 from .spec import SPEC_ATTR, TuneSpec, build_objective, load_splits, read_spec
 from .storage import DEFAULT_HEARTBEAT, JOURNAL_NAME, fail_stale_trials, is_database_url, check_journal, journal_path, open_storage, remove_journal
 from .workers import failed_workers, start_workers, stop_workers
@@ -89,7 +89,7 @@ def tune(
     check_output_dir(out_dir)
     set_threads(threads)
     study_name = study_name or default_study_name(spec)
-    splits = None if resume else prepare(spec)  # a resume checks the stored spec instead
+    spec, splits = (spec, None) if resume else prepare(spec)  # a resume checks the stored spec instead
     aside = _Aside.move(out_dir, guard_out_dir(out_dir, storage, study_name, resume, overwrite))
     replacing = aside.folder is not None
     try:
@@ -123,7 +123,8 @@ def _session(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str
 
 
 def _run(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str, resume: bool, backend: Any, created: bool, splits: Any, display: bool | None, retrain: bool) -> TuneResult:
-    splits = splits if splits is not None else prepare(spec)
+    if splits is None:
+        spec, splits = prepare(spec)
     if created:
         create_study(spec, backend, study_name, splits.task)
     study, spec = load_study(backend, study_name, spec, worker_seed=spec.seed)
@@ -139,19 +140,21 @@ def _run(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str, re
     return finalize(study, spec, splits, out_dir, retrain=retrain, progress=live.enabled)
 
 
-def prepare(spec: TuneSpec) -> Any:
+def prepare(spec: TuneSpec) -> tuple[TuneSpec, Any]:
     """Every check that needs the configuration or the data, run before any file is written.
 
     The base configuration and the space are built, the table is loaded and split, and the
     objective is built once (folds against rows, the metric against the task), so a bad
     --activation, a bad value in the space file's ``fixed`` table or too many --cv folds
-    stop the run with nothing created. Returns the splits.
+    stop the run with nothing created. Returns the spec with its worker count resolved
+    (:func:`~gradwise.tuning.runner.local_workers`) and the splits.
     """
     spec.check_budget()
     spec.base_config()
     splits = load_splits(spec)
+    spec = dataclasses.replace(spec, workers=local_workers(spec, splits))
     build_objective(spec, splits)
-    return splits
+    return spec, splits
 
 
 def guard_out_dir(out_dir: Path, storage: str | None, study_name: str, resume: bool, overwrite: bool) -> list[str]:

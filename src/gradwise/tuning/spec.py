@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import optuna
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from ..budget import MAX_ENSEMBLE, MAX_FOLDS
+from ..budget import MAX_ENSEMBLE, MAX_FOLDS, WORKERS_PER_CORE, max_workers
 from ..config import MAX_SEED, TrainConfig
 from ..errors import ConfigError
 from ..validation import option_name, rule, validated
@@ -50,7 +50,7 @@ class TuneSpecSchema(BaseModel):
     metric: Literal[tuple(METRICS)] | None = rule("one of " + ", ".join(METRICS))
     n_trials: Annotated[int, Field(ge=1)] | None = rule("a positive integer")
     timeout: Annotated[float, Field(gt=0)] | None = rule("a positive, finite number of seconds")
-    workers: int = rule("a positive integer", ge=1)
+    workers: Literal["auto"] | Annotated[int, Field(ge=1)] = rule("'auto' or a positive number of worker processes")
     seed: int = rule(f"an integer in [0, {MAX_SEED}]", "try --seed 0", ge=0, le=MAX_SEED)
     split_seed: int = rule(f"an integer in [0, {MAX_SEED}]", "try --seed 0", ge=0, le=MAX_SEED)
     cv: Literal["auto"] | Annotated[int, Field(ge=0, le=MAX_FOLDS), AfterValidator(_not_one)] = rule(
@@ -84,7 +84,9 @@ class TuneSpec:
     metric: str | None = None  # None: accuracy for classification, rmse for regression
     n_trials: int | None = None
     timeout: float | None = 120.0
-    workers: int = 1
+    # Local worker processes: "auto" (resolved by prepare(), see runner.local_workers: one
+    # per free core when trials train in populations, else one) or a number.
+    workers: Any = "auto"
     seed: int = 0
     monitor: bool = True
     # Score each trial by k-fold cross-validation over train + val: "auto" (5 folds below
@@ -106,12 +108,18 @@ class TuneSpec:
         self.base_config()
 
     def check_budget(self) -> None:
+        """Checks of the budget this machine's run can spend (not a remote worker's: they
+        read the spec too, on machines of their own size)."""
         if self.n_trials is None and self.timeout is None:
             raise ConfigError("tuning needs a budget: pass --trials N, --timeout SECONDS, or both")
+        if self.workers != "auto" and self.workers > max_workers():
+            raise ConfigError(f"--workers must be 'auto' or a number of workers in [1, {max_workers()}] on this machine ({WORKERS_PER_CORE} per CPU core), got {self.workers}")
 
     @property
     def budget(self) -> Budget:
-        return Budget(self.n_trials, self.timeout, self.workers)
+        # "auto" is resolved before a study runs (session.prepare); a plan built before that
+        # (to check the objective against the data) counts one worker.
+        return Budget(self.n_trials, self.timeout, 1 if self.workers == "auto" else self.workers)
 
     def search_space(self) -> SearchSpace:
         return SearchSpace.from_dict(self.space)
