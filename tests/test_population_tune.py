@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import resource
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -247,6 +249,14 @@ def test_workers_auto_starts_one_per_idle_core_only_for_populations_and_long_sea
     assert workers(workers=3) == 3  # an explicit count is kept
     idle["cores"] = 1
     assert workers() == 1  # a busy machine: the other core is taken
+    idle["cores"] = 2
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    used = int(Path("/proc/self/statm").read_text().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (used + runner.WORKER_BYTES + 2**28, hard))
+    try:
+        assert workers() == 1  # room for one more worker's memory only
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def test_prepare_resolves_workers_auto_and_refuses_more_than_the_machine_takes():
@@ -258,3 +268,4 @@ def test_prepare_resolves_workers_auto_and_refuses_more_than_the_machine_takes()
     assert spec.workers == 1 and TuneSpec.from_dict(spec.to_dict()).workers == 1  # what the study stores
     with pytest.raises(ConfigError, match=rf"--workers must be 'auto' or a number of workers in \[1, {max_workers()}\]"):
         prepare(TuneSpec(data="builtin:iris", n_trials=2, timeout=None, workers=max_workers() + 1))
+

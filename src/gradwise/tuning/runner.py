@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ..budget import max_workers
+from ..budget import AVAILABLE_SHARE, available_memory, max_workers
 from .populations import ASK_SECONDS
 from .spec import SPEC_ATTR, TuneSpec, build_objective, load_splits, read_spec
 from .storage import RetryStaleTrial, WORKER_ATTR, budget_lock, fail_stale_trials, heartbeat, storage_journal, worker_id
@@ -213,6 +213,16 @@ WORKER_MIN_TIMEOUT = 30.0
 WORKER_MIN_POPULATIONS = 4
 
 
+# What a worker holds resident: torch, Optuna, the table and a population (digits: 600 MB).
+WORKER_BYTES = 800 * 2**20
+
+
+def _on_gpu(spec: TuneSpec) -> bool:
+    from ..training.loop import resolve_device
+
+    return resolve_device(spec.base_config().device).type == "cuda"
+
+
 def local_workers(spec: TuneSpec, splits: Any) -> int:
     """The worker processes ``spec.workers`` asks for; "auto" resolves to one per free core
     (:func:`free_cores`) when trials train in populations, and to one otherwise.
@@ -225,13 +235,15 @@ def local_workers(spec: TuneSpec, splits: Any) -> int:
     5 s to start (torch's import, the table's load), so a short search stays in one process:
     under :data:`WORKER_MIN_TIMEOUT` seconds, or with a --trials budget that gives each worker
     fewer than :data:`WORKER_MIN_POPULATIONS` populations (on the 2-core machine, diabetes
-    --trials 30 ran 20 s longer on two workers than on one)."""
+    --trials 30 ran 20 s longer on two workers than on one). On a GPU one process trains the
+    population in one group, so auto stays at one there; and no more workers start than the
+    available memory holds at :data:`WORKER_BYTES` each."""
     if spec.workers != "auto":
         return spec.workers
     population = _population_size(spec, splits)
-    if not population or (spec.timeout is not None and spec.timeout < WORKER_MIN_TIMEOUT):
+    if not population or (spec.timeout is not None and spec.timeout < WORKER_MIN_TIMEOUT) or _on_gpu(spec):
         return 1
-    workers = min(free_cores(), max_workers())
+    workers = min(free_cores(), max_workers(), int(available_memory() * AVAILABLE_SHARE) // WORKER_BYTES)
     if spec.n_trials is not None:
         workers = min(workers, spec.n_trials // (WORKER_MIN_POPULATIONS * population))
     return max(1, workers)
