@@ -417,7 +417,7 @@ def test_tune_whose_every_trial_fails_stops_early_instead_of_failing_until_its_b
     # 3,000 failures before, and stops after its first FAILS_WITHOUT_RESULT now (plus what
     # the last population asked for at once).
     space = apply_overrides({"fixed": {"batch_norm": True, "batch_size": 1, "epochs": 1}})
-    spec = TuneSpec(data="builtin:iris", space=space.to_dict(), n_trials=1000, timeout=None, cv=0, ensemble=1, monitor=False)
+    spec = TuneSpec(data="builtin:iris", space=space.to_dict(), n_trials=1000, timeout=None, cv=0, ensemble=1, monitor=False, workers=1)
     with pytest.raises(GradwiseError, match="no trial completed") as refused:
         tune(spec, tmp_path / "out", retrain=False)
     failed = int(re.search(r"(\d+) failed", str(refused.value)).group(1))
