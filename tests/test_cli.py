@@ -73,3 +73,28 @@ def test_shares_print_at_fixed_precision_and_other_metrics_at_four_significant_d
 
     assert [format_metric("accuracy", 1.0), format_metric("r2", 0.95), format_metric("rmse", 54.20123), format_metric("loss", 0.016943)] == ["1.0000", "0.9500", "54.2", "0.01694"]
     assert format_metric("accuracy", None) == "-"
+
+
+def test_help_and_import_do_not_wait_for_torch_yet_every_public_name_resolves():
+    import subprocess
+    import sys
+
+    # `gradwise --help` and a bare `import gradwise` leave torch (seconds to import) for the
+    # code that needs it; each public name still resolves, to the object its module defines.
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['gradwise', '--help']\n"
+        "try:\n    runpy.run_module('gradwise', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "assert 'torch' not in sys.modules and 'optuna' not in sys.modules, 'imported too soon'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0 and "Commands" in result.stdout, result.stderr
+    import gradwise
+
+    assert {"fit", "tune", "TrainConfig", "GradientMonitor", "Adam"} <= set(gradwise.__all__) <= set(dir(gradwise))
+    for name in gradwise.__all__:
+        assert getattr(gradwise, name) is not None
+    from gradwise.tuning import TuneSpec
+
+    assert gradwise.TuneSpec is TuneSpec and gradwise.report.__name__ == "gradwise.report"
