@@ -17,6 +17,10 @@ and input gradients), under the machine's float32 matmul peak printed first: bat
 only win what one-at-a-time training leaves below that peak, so (b), whose matrices are
 already large, is bounded by peak / fit's rate.
 
+On the CPU it then trains one population per idle core, each in its own process on one
+thread, as `gradwise tune --workers auto` does, and gives their combined rate (timed from
+the moment every process has loaded its data and warmed up).
+
 Run:  python benchmarks/population.py [--quick] [--device cpu|cuda] [--threads N]
 ``--quick`` runs 2 epochs, K = 8 and 32, (b) on 5,000 rows: a check that the script works.
 """
@@ -24,6 +28,7 @@ Run:  python benchmarks/population.py [--quick] [--device cpu|cuda] [--threads N
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import time
 
@@ -87,7 +92,45 @@ def population_rate(base: TrainConfig, splits, k: int) -> float:
     return k / (time.perf_counter() - started)
 
 
-def run(name: str, base: TrainConfig, splits, sizes: list[int], fit_runs: int, threads: int) -> None:
+def dataset(name: str, quick: bool):
+    """The splits of set-up (a) or (b), built the same way in every process."""
+    if name == "a":
+        return split_table(load_table("builtin:digits"), seed=0)
+    return split_table(synthetic_table(5_000 if quick else 50_000), seed=0)
+
+
+def _process_population(config: dict, name: str, quick: bool, k: int, offset: int, ready, go, ends) -> None:
+    """One process's population, on one thread, timed from the moment every process is ready."""
+    torch.set_num_threads(1)
+    splits = dataset(name, quick)
+    base = TrainConfig.from_dict(config)
+    members = [Member(c.replace(seed=c.seed + offset), splits) for c in configs(base, k)]
+    PopulationTrainer([Member(base.replace(epochs=1), splits)]).run()  # warm-up, as fit_rate's
+    ready.put(True)
+    go.wait()
+    PopulationTrainer(members).run()
+    ends.put(time.perf_counter())  # CLOCK_MONOTONIC: comparable across processes on Linux
+
+
+def processes_rate(base: TrainConfig, name: str, quick: bool, k: int, processes: int) -> float:
+    """Configurations/s of ``processes`` populations of ``k``, each in its own process on one
+    thread, as `gradwise tune --workers auto` trains them (one worker per idle core)."""
+    context = mp.get_context("spawn")  # a fork of a process that ran OpenMP threads may hang
+    ready, go, ends = context.Queue(), context.Event(), context.Queue()
+    children = [context.Process(target=_process_population, args=(base.to_dict(), name, quick, k, i * k, ready, go, ends)) for i in range(processes)]
+    for child in children:
+        child.start()
+    for _ in children:
+        ready.get()
+    started = time.perf_counter()
+    go.set()
+    finished = max(ends.get() for _ in children)
+    for child in children:
+        child.join()
+    return processes * k / (finished - started)
+
+
+def run(name: str, base: TrainConfig, splits, sizes: list[int], fit_runs: int, threads: int, setup: str = "", quick: bool = False) -> None:
     rates, flops = {}, training_flops(base, splits) / 1e9
     for fit_threads in sorted({1, len(os.sched_getaffinity(0))}):
         torch.set_num_threads(fit_threads)
@@ -98,6 +141,11 @@ def run(name: str, base: TrainConfig, splits, sizes: list[int], fit_runs: int, t
     for k in sizes:
         rate = population_rate(base, splits, k)
         print(f"{name}: population K={k:4d}, {threads} thread(s): {rate:.2f} configurations/s, {rate * flops:.1f} GFLOP/s, {rate / baseline:.1f}x gradwise.fit's best")
+    processes = free_cores()
+    if setup and processes > 1 and base.device == "cpu":
+        for k in sizes:
+            rate = processes_rate(base, setup, quick, k, processes)
+            print(f"{name}: {processes} populations of K={k:4d}, one process and thread each: {rate:.2f} configurations/s, {rate * flops:.1f} GFLOP/s, {rate / baseline:.1f}x gradwise.fit's best")
 
 
 def main() -> None:
@@ -114,12 +162,12 @@ def main() -> None:
     if args.device == "cpu":
         peaks = ", ".join(f"{t} thread(s) {matmul_peak(t):.0f}" for t in sorted({1, threads}))
         print(f"float32 matmul peak (1024 x 1024) in GFLOP/s: {peaks}")
-    digits = split_table(load_table("builtin:digits"), seed=0)
+    digits = dataset("a", args.quick)
     base_a = TrainConfig(layers=2, hidden=64, batch_size=64, epochs=epochs, patience=None, device=args.device)
-    run("(a) digits 2x64 batch 64", base_a, digits, sizes, 2 if args.quick else 8, threads)
-    table = split_table(synthetic_table(5_000 if args.quick else 50_000), seed=0)
+    run("(a) digits 2x64 batch 64", base_a, digits, sizes, 2 if args.quick else 8, threads, "a", args.quick)
+    table = dataset("b", args.quick)
     base_b = TrainConfig(layers=3, hidden=128, batch_size=256, epochs=epochs, patience=None, device=args.device)
-    run(f"(b) {table.train.X.shape[0] + table.val.X.shape[0] + table.test.X.shape[0]:,} x 32, 3x128 batch 256", base_b, table, sizes, 2 if args.quick else 4, threads)
+    run(f"(b) {table.train.X.shape[0] + table.val.X.shape[0] + table.test.X.shape[0]:,} x 32, 3x128 batch 256", base_b, table, sizes, 2 if args.quick else 4, threads, "b", args.quick)
 
 
 if __name__ == "__main__":
