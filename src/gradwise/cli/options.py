@@ -29,12 +29,13 @@ class AutoOrInt(click.ParamType):
         self.range = click.IntRange(low, high)
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
-        if value == "auto" or isinstance(value, int):
-            return value if value == "auto" else self.range.convert(value, param, ctx)
-        try:
-            int(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is neither 'auto' nor an integer", param, ctx)
+        if value == "auto":
+            return value
+        if not isinstance(value, int):
+            try:
+                int(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is neither 'auto' nor an integer", param, ctx)
         return self.range.convert(value, param, ctx)
 
 

@@ -38,7 +38,7 @@ from ..config import TrainConfig
 from ..errors import GradwiseError
 from ..files import atomic_write
 from .folds import resolve_members
-from .runner import FAILS_WITHOUT_RESULT, Counts, count_trials
+from .runner import Counts, count_trials, failed_from_the_start
 from .space import SearchSpace, to_raw_value
 from .spec import TuneSpec
 
@@ -79,8 +79,7 @@ def best_trial_summary(study: optuna.Study) -> dict[str, Any]:
         best = study.best_trial
     except ValueError:
         counts = count_trials(study)
-        broken = counts.finished == 0 and counts.failed >= FAILS_WITHOUT_RESULT
-        hint = "the search stopped there, since more trials would fail the same way" if broken else "give the search more budget (--trials/--timeout) or a narrower --space"
+        hint = "the search stopped there, since more trials would fail the same way" if failed_from_the_start(counts) else "give the search more budget (--trials/--timeout) or a narrower --space"
         raise GradwiseError(f"no trial completed ({counts.pruned} pruned, {counts.failed} failed{first_reason(study)}); {hint}") from None
     return {
         "trial": best.number,

@@ -84,10 +84,15 @@ def load_study(storage: Any, study_name: str, spec: TuneSpec | None = None, work
     return study, spec
 
 
+def failed_from_the_start(counts: Counts) -> bool:
+    """Whether the first :data:`FAILS_WITHOUT_RESULT` trials all failed."""
+    return counts.finished == 0 and counts.failed >= FAILS_WITHOUT_RESULT
+
+
 def search_over(counts: Counts, limit: int | None) -> bool:
     """Whether no more trials should start: ``limit`` trials have finished, or the failures
-    say something is broken (:data:`FAIL_LIMIT`, :data:`FAILS_WITHOUT_RESULT`)."""
-    if counts.finished == 0 and counts.failed >= FAILS_WITHOUT_RESULT:
+    say something is broken (:data:`FAIL_LIMIT`, :func:`failed_from_the_start`)."""
+    if failed_from_the_start(counts):
         return True
     return limit is not None and (counts.finished >= limit or counts.failed >= FAIL_LIMIT * limit)
 
@@ -209,11 +214,11 @@ def _population_size(spec: TuneSpec, splits: Any) -> int:
     return resolve_population(getattr(spec, "population", "off"), len(splits.train))
 
 
+# --workers auto (local_workers): the shortest --timeout, and the fewest populations per
+# worker under --trials, that pay for a second worker's start; and what a worker holds
+# resident: torch, Optuna, the table and a population (digits: 600 MB).
 WORKER_MIN_TIMEOUT = 60.0
 WORKER_MIN_POPULATIONS = 4
-
-
-# What a worker holds resident: torch, Optuna, the table and a population (digits: 600 MB).
 WORKER_BYTES = 800 * 2**20
 
 
@@ -237,9 +242,9 @@ def local_workers(spec: TuneSpec, splits: Any) -> int:
     fewer than :data:`WORKER_MIN_POPULATIONS` populations (on the 2-core machine, diabetes
     --trials 30 ran 20 s longer on two workers than on one; in 30-second searches on diabetes,
     benchmarks/tune_efficiency.py, two workers reached plain Optuna's best in a median 0.60
-    of the budget, against 0.21 in one process, with 5 of the 30 s spent starting). On a GPU one process trains the
-    population in one group, so auto stays at one there; and no more workers start than the
-    available memory holds at :data:`WORKER_BYTES` each."""
+    of the budget, against 0.21 in one process, with 5 of the 30 s spent starting). On a GPU
+    one process trains the population in one group, so auto stays at one there; and no more
+    workers start than the available memory holds at :data:`WORKER_BYTES` each."""
     if spec.workers != "auto":
         return spec.workers
     population = _population_size(spec, splits)
