@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: runs on one --out are not kept apart
+    fcntl = None
 
 from .errors import GradwiseError
 
@@ -102,6 +108,44 @@ def check_output_dir(path: str | Path, option: str = "--out") -> None:
     if path.exists() and not path.is_dir():
         raise GradwiseError(f"{option} '{path}' exists and is a file; give a directory path")
     _check_creatable(path, option)
+
+
+@contextlib.contextmanager
+def claim_output_dir(path: str | Path, option: str = "--out") -> Iterator[Path]:
+    """Hold directory ``path`` for this run alone while the block runs, creating it if needed.
+
+    A second run on the same directory is refused with one line instead of interleaving
+    with the first: two `tune` runs would share one journal, and a `tune --overwrite` would
+    move the running study's files aside under it. The lock is ``flock`` on the directory
+    itself, so nothing is written for it and the kernel drops it when the process dies (no
+    stale lock after a kill). Directories this call created are removed again on the way out
+    when the run left nothing in them.
+    """
+    path = Path(path)
+    created = _missing_chain(path)
+    path.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise GradwiseError(f"{option} '{path}' is in use by another gradwise run; wait for it to end, or choose another {option}") from None
+        yield path
+    finally:
+        os.close(descriptor)  # releases the lock
+        for directory in created:  # deepest first
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only when empty
+
+
+def _missing_chain(path: Path) -> list[Path]:
+    """``path`` and those of its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
 
 
 def check_output_file(path: str | Path, option: str = "--out") -> None:

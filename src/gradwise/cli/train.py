@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from pathlib import Path
 from typing import Any
@@ -41,14 +42,18 @@ def command(out: Path | None, overwrite: bool, monitor: bool, as_json: bool, **o
     config = config_from_options(options)
     splits = splits_from_options(options)
     monitors = [_new_monitor()] if monitor else []
-    result = fit(config, splits, callbacks=monitors, progress=not as_json)
-    refuse_diverged(result, out)
-    if out is not None:
-        save_bundle(result.model, out, config, result.metrics, {"data": options["data"], "stop_reason": result.stop_reason})
-        if overwrite and not options.get("report", True):
-            _remove_stale_reports(out)
-    diagnosis = monitors[0].diagnose() if monitors else None
-    publish(out, options, "train_document", result, splits, options["data"], monitors[0] if monitors else None, diagnosis)
+    # --out is held from its check to the last file, so a tune or train started meanwhile on
+    # the same folder is refused instead of mixing its files with this run's.
+    with files.claim_output_dir(out) if out is not None else contextlib.nullcontext():
+        check_output_dir(out, overwrite)  # again, now that no other run can write there
+        result = fit(config, splits, callbacks=monitors, progress=not as_json)
+        refuse_diverged(result, out)
+        if out is not None:
+            save_bundle(result.model, out, config, result.metrics, {"data": options["data"], "stop_reason": result.stop_reason})
+            if overwrite and not options.get("report", True):
+                _remove_stale_reports(out)
+        diagnosis = monitors[0].diagnose() if monitors else None
+        publish(out, options, "train_document", result, splits, options["data"], monitors[0] if monitors else None, diagnosis)
     if as_json:
         document = {**result.to_dict(), "model_path": str(out) if out else None}
         if diagnosis is not None:

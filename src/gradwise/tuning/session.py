@@ -21,7 +21,7 @@ from typing import Any
 import optuna
 
 from ..errors import ConfigError, GradwiseError
-from ..files import LOG_DIR, check_output_dir, previous_run
+from ..files import LOG_DIR, check_output_dir, claim_output_dir, previous_run
 from .display import LiveDisplay
 from .result import TuneResult, finalize
 from .runner import count_trials, create_study, load_study, local_workers, run_worker, set_threads
@@ -90,16 +90,18 @@ def tune(
     set_threads(threads)
     study_name = study_name or default_study_name(spec)
     spec, splits = (spec, None) if resume else prepare(spec)  # a resume checks the stored spec instead
-    aside = _Aside.move(out_dir, guard_out_dir(out_dir, storage, study_name, resume, overwrite))
-    replacing = aside.folder is not None
-    try:
-        result = _session(spec, out_dir, storage, study_name, resume, heartbeat_interval, splits, display, retrain, replacing)
-    except BaseException as error:
-        aside.restore()
-        if replacing and isinstance(error, KeyboardInterrupt):
-            raise EarlierRunRestored(str(out_dir)) from error
-        raise
-    aside.discard()
+    fresh = not out_dir.exists()
+    with claim_output_dir(out_dir):  # a second run on this --out is refused from here on
+        aside = _Aside.move(out_dir, guard_out_dir(out_dir, storage, study_name, resume, overwrite))
+        replacing = aside.folder is not None
+        try:
+            result = _session(spec, out_dir, storage, study_name, resume, heartbeat_interval, splits, display, retrain, replacing, fresh)
+        except BaseException as error:
+            aside.restore()
+            if replacing and isinstance(error, KeyboardInterrupt):
+                raise EarlierRunRestored(str(out_dir)) from error
+            raise
+        aside.discard()
     return result
 
 
@@ -107,11 +109,11 @@ class EarlierRunRestored(KeyboardInterrupt):
     """``tune --overwrite`` was interrupted: the earlier run is back in ``out_dir`` as it was."""
 
 
-def _session(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str, resume: bool, heartbeat_interval: int, splits: Any, display: bool | None, retrain: bool, replacing: bool) -> TuneResult:
+def _session(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str, resume: bool, heartbeat_interval: int, splits: Any, display: bool | None, retrain: bool, replacing: bool, fresh: bool) -> TuneResult:
     """Open the study and run it; a failure removes the study this call created if no trial
     of it completed (an interrupt too, when the run was replacing an earlier one: otherwise
-    the study is kept for --resume)."""
-    before = _Footprint.take(out_dir, storage)
+    the study is kept for --resume). ``fresh``: out_dir did not exist before this call."""
+    before = _Footprint.take(out_dir, storage, fresh)
     backend, created = None, False
     try:
         backend, spec, created = open_session(spec, out_dir, storage, study_name, resume, heartbeat_interval)
@@ -268,9 +270,9 @@ class _Footprint:
     had_journal: bool
 
     @classmethod
-    def take(cls, out_dir: Path, storage: str | None) -> "_Footprint":
+    def take(cls, out_dir: Path, storage: str | None, fresh: bool) -> "_Footprint":
         journal = None if is_database_url(storage) else (Path(storage) if storage else journal_path(out_dir))
-        return cls(out_dir, journal, out_dir.exists(), journal is not None and journal.exists())
+        return cls(out_dir, journal, not fresh, journal is not None and journal.exists())
 
     def undo(self, backend: Any, study_name: str) -> None:
         """Remove the study this run created, if no trial of it completed.
@@ -288,10 +290,8 @@ class _Footprint:
             remove_journal(self.journal)
         elif study is not None:
             optuna.delete_study(study_name=study_name, storage=backend)
-        if not self.had_out_dir:
+        if not self.had_out_dir:  # claim_output_dir removes the folder itself once empty
             shutil.rmtree(self.out_dir / LOG_DIR, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                self.out_dir.rmdir()  # only if nothing else is in it
 
 
 def _run_local_workers(study: optuna.Study, spec: TuneSpec, storage: str, out_dir: Path, live: LiveDisplay) -> None:
