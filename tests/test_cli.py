@@ -3,6 +3,7 @@
 import shutil
 
 import pandas as pd
+import pytest
 
 
 def test_train_digits_defaults_json_then_predict(cli, tmp_path):
@@ -98,3 +99,38 @@ def test_help_and_import_do_not_wait_for_torch_yet_every_public_name_resolves():
     from gradwise.tuning import TuneSpec
 
     assert gradwise.TuneSpec is TuneSpec and gradwise.report.__name__ == "gradwise.report"
+
+
+@pytest.mark.parametrize("command", ["train", "diagnose", "compare", "tune", "predict", "worker", "report"])
+def test_a_commands_help_does_not_wait_for_torch_pandas_or_optuna(command):
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, runpy\n"
+        f"sys.argv = ['gradwise', {command!r}, '--help']\n"
+        "try:\n    runpy.run_module('gradwise', run_name='__main__')\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "heavy = sorted({'torch', 'pandas', 'optuna'} & set(sys.modules))\n"
+        "assert not heavy, f'imported for --help: {heavy}'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0 and "Usage: gradwise " + command in result.stdout, result.stderr
+
+
+def test_the_lazy_packages_resolve_every_public_name_to_what_its_module_defines():
+    import types
+
+    import importlib
+
+    from gradwise import data, optim
+
+    adam_module = importlib.import_module("gradwise.optim.adam")  # named like its update: must not shadow it
+    from gradwise.data.splitting import Splits
+    from gradwise.optim.gd import gd
+
+    for package in (data, optim):
+        assert set(package.__all__) <= set(dir(package))
+        for name in package.__all__:
+            assert not isinstance(getattr(package, name), types.ModuleType), name
+    assert optim.adam is adam_module.adam and optim.gd is gd and data.Splits is Splits

@@ -24,18 +24,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 import statistics
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import torch
 from rich.console import Console
 from rich.table import Table
 
 from ..config import TrainConfig
 from ..errors import ConfigError
-from ..optim import build_optimizer
 from ..reporting.tables import stdout_console
-from ..training import fit
 from ._errors import handle_errors
 from .options import config_from_options, emit_json, output_options, splits_from_options, training_options
 from .report import check_out_dir, publish, report_options
@@ -47,6 +44,12 @@ DEFAULT_EPOCHS = 30  # when --epochs is not given: stochastic GD on the default 
 # one shared rate would leave GD crawling at Adam's 1e-3 or Adam thrashing at GD's 0.1.
 DEFAULT_LRS = {"gd": 0.1, "momentum": 0.1, "rmsprop": 1e-3, "adam": 1e-3}
 MAX_CURVE_POINTS = 2000
+
+if TYPE_CHECKING:
+    import torch
+
+# torch, the optimizers and the training loop are imported by the functions that train, not
+# here: `gradwise compare --help` needs none of them, and torch alone takes seconds.
 
 
 def parse_optimizers(text: str, shared_lr: float | None) -> list[tuple[str, float]]:
@@ -116,6 +119,8 @@ class StepReversals:
     """
 
     def on_train_start(self, state: Any) -> None:
+        import torch
+
         self._params = [p for p in state.model.parameters() if p.requires_grad]
         self._before = self._flat()
         self._last: torch.Tensor | None = None
@@ -123,10 +128,14 @@ class StepReversals:
         self.pairs = 0
 
     def _flat(self) -> torch.Tensor:
+        import torch
+
         with torch.no_grad():
             return torch.cat([p.detach().reshape(-1) for p in self._params])
 
     def on_step_end(self, state: Any) -> None:
+        import torch
+
         after = self._flat()
         step = after - self._before
         if self._last is not None:
@@ -146,6 +155,8 @@ def thin(values: list[float], limit: int = MAX_CURVE_POINTS) -> tuple[list[float
 
 
 def run_one(base: TrainConfig, splits, optimizer: str, lr: float, batch_size: int | str) -> dict[str, Any]:
+    from ..training import fit
+
     config = base.replace(optimizer=optimizer, lr=lr, batch_size=batch_size)
     recorder, reversals = UpdateLosses(), StepReversals()
     result = fit(config, splits, callbacks=[recorder, reversals])
@@ -212,6 +223,10 @@ def render(runs: list[dict[str, Any]], target: float | None, title: str, console
 
 def _check_optimizers(base: TrainConfig, runs: list[tuple[str, float]]) -> None:
     """Fail on a bad name or rate before any training starts."""
+    import torch
+
+    from ..optim import build_optimizer
+
     probe = [torch.nn.Parameter(torch.zeros(1))]
     for name, lr in runs:
         try:
@@ -246,6 +261,8 @@ def command(ctx: click.Context, optimizers: str, batch_sizes: str, target_loss: 
       gradwise compare --data builtin:iris --optimizers gd=0.5,momentum=0.5,adam=0.01 --batch-sizes full,16
       gradwise compare --lr 0.01 --batch-sizes 32 --json  # one shared rate; JSON with the loss curves
     """
+    from ..training import fit
+
     explicit = lambda name: ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)  # noqa: E731
     if not explicit("epochs"):
         options["epochs"] = DEFAULT_EPOCHS

@@ -7,9 +7,6 @@ from typing import Any
 
 import click
 
-from ..diagnosis import GradientMonitor, render_diagnosis
-from ..reporting.tables import stdout_console
-from ..training import fit
 from ._errors import handle_errors
 from .options import config_from_options, emit_json, output_options, splits_from_options, training_options
 from .report import check_out_dir, publish, report_options
@@ -45,6 +42,10 @@ def command(every: int, out: Path | None, as_json: bool, **options: Any) -> None
       gradwise diagnose --optimizer gd --lr 10                           # diverging loss
       gradwise diagnose --data houses.csv --target price --normalize none --json
     """
+    from ..diagnosis import GradientMonitor, render_diagnosis  # here: --help needs no torch
+    from ..reporting.tables import stdout_console
+    from ..training import fit
+
     check_out_dir(out)
     config = config_from_options(options, epochs=_epochs(options))
     splits = splits_from_options(options)

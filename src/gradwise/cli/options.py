@@ -10,12 +10,19 @@ import json
 import sys
 from typing import Any, Callable
 
+from typing import TYPE_CHECKING
+
 import click
-import torch
 
 from ..config import ACTIVATIONS, DEVICES, INITS, MAX_SEED, NORMALIZERS, TrainConfig
-from ..data import DEFAULT_SOURCE, MAX_CATEGORIES, Splits, load_table, split_table
+from ..data.defaults import DEFAULT_SOURCE, MAX_CATEGORIES
 from ..files import jsonable
+
+if TYPE_CHECKING:
+    from ..data import Splits
+
+# torch and the data layer (pandas) are imported where a command runs, not here: every
+# command's options are built from this module, and its --help needs neither.
 
 _DEFAULTS = TrainConfig()
 
@@ -121,6 +128,8 @@ SMALL_STEP_WORK = 1 << 16
 
 def set_threads(threads: int, config: TrainConfig) -> None:
     """Set torch's CPU thread count: ``threads`` if given, else 1 for small steps."""
+    import torch
+
     if threads:
         torch.set_num_threads(threads)
         return
@@ -131,6 +140,8 @@ def set_threads(threads: int, config: TrainConfig) -> None:
 
 def splits_from_options(options: dict[str, Any]) -> Splits:
     """Load, check and split the table the options name."""
+    from ..data import load_table, split_table
+
     table = load_table(options["data"], options.get("target"), options.get("task"), options.get("drop_invalid", False), options.get("missing"), options.get("keep_columns") or ())
     return split_table(table, options.get("split", "0.7,0.15,0.15"), options.get("seed", 0), options.get("max_categories", MAX_CATEGORIES), options.get("max_memory"))
 

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 from rich.table import Table
 
 from ..errors import DataError, GradwiseError
 from ..files import atomic_write, check_output_file, same_file
-from ..inference import predict_table
 from ..reporting.tables import format_metric, stdout_console
 from ._errors import handle_errors
 from .options import emit_json, output_options
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PREVIEW_ROWS = 10
 
@@ -31,6 +32,8 @@ def command(model_dir: Path, data: str, out: Path | None, overwrite: bool, as_js
 
     If the table also holds the target column, the score on it is reported too.
     """
+    from ..inference import predict_table  # here, not at the top: --help needs no torch
+
     if out is not None:
         check_predictions_path(out, data, overwrite)
     predictions, score = predict_table(model_dir, data)

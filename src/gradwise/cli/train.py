@@ -11,11 +11,6 @@ import click
 
 from .. import files
 from ..errors import GradwiseError
-from ..models import save_bundle
-from ..models.bundle import DivergedError, diverged
-from ..reporting import render_fit
-from ..reporting.tables import stdout_console
-from ..training import fit
 from ._errors import handle_errors
 from .options import config_from_options, emit_json, output_options, splits_from_options, training_options
 from .report import publish, report_options
@@ -38,6 +33,11 @@ def command(out: Path | None, overwrite: bool, monitor: bool, as_json: bool, **o
       gradwise train --data builtin:diabetes --optimizer momentum --lr 0.05
       gradwise train --data houses.csv --target price --batch-size full --out model/
     """
+    from ..models import save_bundle  # here, not at the top: --help needs no torch
+    from ..reporting import render_fit
+    from ..reporting.tables import stdout_console
+    from ..training import fit
+
     check_output_dir(out, overwrite)
     config = config_from_options(options)
     splits = splits_from_options(options)
@@ -86,6 +86,8 @@ def check_output_dir(out: Path | None, overwrite: bool = False) -> None:
 
 def refuse_diverged(result: Any, out: Path | None) -> None:
     """A diverged run is not a model: say so (exit 2) and save nothing."""
+    from ..models.bundle import DivergedError, diverged
+
     reason = diverged(result.model, result.metrics)
     if reason:
         saved = f"no model was saved to {out}" if out is not None else "there is no model"

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-MAX_CATEGORIES = 100  # one-hot columns per string column, the "other" slot included
+from .defaults import MAX_CATEGORIES
+
 MIN_LEVEL_ROWS = 5  # training rows a level needs for a slot of its own
 MISSING_LEVEL = "<missing>"
 OTHER_LEVEL = "<other>"

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ..errors import DataError
 from .columns import id_like_columns
+from .defaults import DEFAULT_SOURCE
 from .memory import check_readable
 from .validation import check_features, check_numeric_targets, check_target, infer_task, note, resolve_missing
 
@@ -28,7 +29,6 @@ BUILTINS = {
     "diabetes": ("load_diabetes", "regression"),
 }
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
-DEFAULT_SOURCE = "builtin:digits"
 
 
 @dataclass
