@@ -174,8 +174,11 @@ def bundle(tmp_path_factory):
 
 def _copy(p, source, edit=None, weights=None, text=None):
     """A copy of ``source`` in ``p/m``: its gradwise.json passed through ``edit`` (or replaced
-    by ``text``), its weights through ``weights``."""
+    by ``text``), its weights through ``weights`` (with the digest gradwise.json keeps of
+    them brought up to date, so the load goes on to the check the case is about)."""
     from safetensors.torch import load_file, save_file
+
+    from gradwise.models.bundle import DIGEST, file_digest
 
     target = p / "m"
     shutil.copytree(source, target)
@@ -189,6 +192,8 @@ def _copy(p, source, edit=None, weights=None, text=None):
         tensors = load_file(target / "model.safetensors")
         weights(tensors)
         save_file(tensors, target / "model.safetensors")
+        meta = json.loads((target / "gradwise.json").read_text())
+        (target / "gradwise.json").write_text(json.dumps({**meta, DIGEST: file_digest(target / "model.safetensors")}))
     return target
 
 

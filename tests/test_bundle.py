@@ -89,3 +89,22 @@ def test_an_ensemble_predicts_the_mean_of_its_networks_and_survives_a_save(tmp_p
     loaded, meta = load_bundle(tmp_path / "m")
     assert meta["model"]["members"] == 3 and len(loaded.net.members) == 3
     np.testing.assert_array_equal(loaded.predict_array(splits.test.X), model.predict_array(splits.test.X))
+
+
+def test_weights_from_another_save_beside_the_json_are_refused_not_mixed(tmp_path):
+    # A save over an existing bundle that dies between its two renames leaves the new
+    # weights beside the old gradwise.json. Same shapes, so they would load; the JSON's
+    # digest of its own weights file tells them apart.
+    splits = split_table(load_table("builtin:iris"))
+    for name, seed in (("old", 0), ("new", 1)):
+        config = TrainConfig(epochs=2, seed=seed)
+        save_bundle(fit(config, splits).model, tmp_path / name, config)
+    (tmp_path / "old" / "model.safetensors").write_bytes((tmp_path / "new" / "model.safetensors").read_bytes())
+    with pytest.raises(GradwiseError, match="model.safetensors is not the weights file gradwise.json was saved with"):
+        load_bundle(tmp_path / "old")
+    load_bundle(tmp_path / "new")  # an intact bundle loads
+    meta_path = tmp_path / "old" / "gradwise.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["weights_sha256"]  # a bundle saved before digests were recorded still loads
+    meta_path.write_text(json.dumps(meta))
+    load_bundle(tmp_path / "old")

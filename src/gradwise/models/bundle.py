@@ -3,11 +3,16 @@
 A bundle is two files: ``model.safetensors`` (weights and normalizer statistics; loading
 it never unpickles anything) and ``gradwise.json`` (configuration, encoders, metrics).
 Each file is written to a temporary name and renamed into place, the JSON last, so a
-crash never leaves a bundle that looks complete but is not.
+crash never leaves a bundle that looks complete but is not. The JSON also records the
+SHA-256 of the weights file it was written with, and loading checks it: a save over an
+existing bundle that died between its two renames (new weights beside the old JSON, whose
+encoders and normalizer may not match them) is refused as damaged instead of predicting
+with a mismatched pair.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -29,6 +34,7 @@ from .model import GradwiseModel
 WEIGHTS = "model.safetensors"
 METADATA = "gradwise.json"
 FORMAT = "gradwise-bundle/1"
+DIGEST = "weights_sha256"  # gradwise.json's record of the weights file it belongs to
 
 
 class DivergedError(GradwiseError):
@@ -61,9 +67,32 @@ def save_bundle(model: GradwiseModel, directory: str | Path, config: TrainConfig
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     description = {**model.describe(), "members": member_count(model.net)}
     meta = {"format": FORMAT, "model": description, "config": config.to_dict(), "metrics": metrics or {}, **(extra or {})}
-    atomic_write(directory / WEIGHTS, lambda path: save_file(tensors, str(path)))
-    atomic_write_json(directory / METADATA, meta)
+    digest = {}
+
+    def write_weights(path: str) -> None:
+        save_file(tensors, path)
+        digest[DIGEST] = file_digest(path)
+
+    atomic_write(directory / WEIGHTS, write_weights)
+    atomic_write_json(directory / METADATA, {**meta, **digest})
     return directory
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file, read in 1 MiB pieces (a bundle's weights can be hundreds of MB)."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for piece in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(piece)
+    return sha.hexdigest()
+
+
+def _check_digest(meta: dict[str, Any], weights_path: Path, directory: Path) -> None:
+    """The weights must be the file this gradwise.json was written with (bundles saved
+    before the digest was recorded have none to check)."""
+    expected = meta.get(DIGEST)
+    if expected is not None and expected != file_digest(weights_path):
+        raise GradwiseError(f"model bundle '{directory}' is damaged: {WEIGHTS} is not the weights file {METADATA} was saved with (an interrupted save?); save or train it again")
 
 
 def load_bundle(directory: str | Path) -> tuple[GradwiseModel, dict[str, Any]]:
@@ -77,6 +106,7 @@ def load_bundle(directory: str | Path) -> tuple[GradwiseModel, dict[str, Any]]:
         if isinstance(meta, dict) and meta.get("format") != FORMAT:
             raise GradwiseError(f"'{meta_path}' has format {meta.get('format')!r}; this gradwise reads {FORMAT}")
         check_metadata(meta, str(directory))
+        _check_digest(meta, weights_path, directory)
         model = _load_model(meta, load_file(str(weights_path)), str(directory))
     except GradwiseError:
         raise
