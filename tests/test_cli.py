@@ -101,7 +101,7 @@ def test_help_and_import_do_not_wait_for_torch_yet_every_public_name_resolves():
     assert gradwise.TuneSpec is TuneSpec and gradwise.report.__name__ == "gradwise.report"
 
 
-@pytest.mark.parametrize("command", ["train", "diagnose", "compare", "tune", "predict", "worker", "report"])
+@pytest.mark.parametrize("command", ["train", "diagnose", "compare", "tune", "predict", "worker", "report", "chain"])
 def test_a_commands_help_does_not_wait_for_torch_pandas_or_optuna(command):
     import subprocess
     import sys
@@ -123,13 +123,16 @@ def test_the_lazy_packages_resolve_every_public_name_to_what_its_module_defines(
 
     import importlib
 
-    from gradwise import data, optim
+    from gradwise import data, diagnosis, optim
+    from gradwise.diagnosis.chain import ACTIVATIONS, SCENARIOS
+    from gradwise.diagnosis.chain_names import ACTIVATION_NAMES
 
     adam_module = importlib.import_module("gradwise.optim.adam")  # named like its update: must not shadow it
     from gradwise.data.splitting import Splits
     from gradwise.optim.gd import gd
 
-    for package in (data, optim):
+    assert tuple(ACTIVATIONS) == ACTIVATION_NAMES and SCENARIOS == ('vanishing', 'exploding')  # chain --help lists the table's names
+    for package in (data, diagnosis, optim):
         assert set(package.__all__) <= set(dir(package))
         for name in package.__all__:
             assert not isinstance(getattr(package, name), types.ModuleType), name

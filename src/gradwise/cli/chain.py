@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..budget import MAX_CHAIN_DEPTH, MAX_CHAIN_LAYERS
-from ..diagnosis.chain import ACTIVATIONS, SCENARIOS, depth_scaling, normal_weights, run_chain, scenario
+from ..diagnosis.chain_names import ACTIVATION_NAMES, SCENARIOS
 from ..errors import ConfigError
 from ._errors import handle_errors
 from .options import emit_json
@@ -27,6 +27,8 @@ def parse_floats(text: str | None, name: str) -> list[float] | None:
 
 def chain_parameters(options: dict[str, Any]) -> tuple[list[float], list[float]]:
     """Weights and biases from --scenario, or --weights/--biases, or N(0, 1) weights and zero biases."""
+    from ..diagnosis.chain import normal_weights, scenario  # here: --help needs no torch
+
     weights = parse_floats(options["weights"], "weights")
     biases = parse_floats(options["biases"], "biases")
     layers = options["layers"] if weights is None else len(weights)
@@ -71,7 +73,7 @@ def depth_table(rows: list[dict], scenario_name: str) -> Table:
 @click.option("--a0", type=float, default=1.0, show_default=True, help="The input a0.")
 @click.option("--weights", default=None, help="Comma-separated w_1..w_L (default: drawn from N(0, 1)).")
 @click.option("--biases", default=None, help="Comma-separated b_1..b_L (default: zeros).")
-@click.option("--activation", type=click.Choice(list(ACTIVATIONS)), default="sigmoid", show_default=True)
+@click.option("--activation", type=click.Choice(ACTIVATION_NAMES), default="sigmoid", show_default=True)
 @click.option("--layers", type=click.IntRange(1, MAX_CHAIN_LAYERS), default=4, show_default=True, help=f"Chain length when --weights is not given (at most {MAX_CHAIN_LAYERS:,}: by then the product of the factors is far outside float64's range).")
 @click.option("--y", "y", type=float, default=1.0, show_default=True, help="Target of the cost J = 0.5 (a_L - y)^2.")
 @click.option("--scenario", type=click.Choice(SCENARIOS), default=None, help="vanishing: N(0, 1) weights; exploding: w = 100, biases so every z = 0.")
@@ -92,6 +94,8 @@ def command(as_json: bool, **options: Any) -> None:
       gradwise chain --scenario vanishing --depth 12  # |dJ/dw1| shrinks with depth
       gradwise chain --weights 0.5,2,-1 --biases 0,0,0 --activation tanh --a0 0.3
     """
+    from ..diagnosis.chain import depth_scaling, run_chain
+
     weights, biases = chain_parameters(options)
     chain = run_chain(options["a0"], weights, biases, options["activation"], options["y"])
     rows = None

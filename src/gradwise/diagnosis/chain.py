@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from .chain_names import ACTIVATION_NAMES, SCENARIOS
 
 LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU's default negative slope
 SELU_ALPHA = 1.6732632423543772
@@ -98,7 +99,6 @@ ACTIVATIONS: dict[str, tuple[Callable[[float], float], Callable[[float], float],
     "selu": (_selu, _d_selu, F.selu),
     "gelu": (_gelu, _d_gelu, F.gelu),
 }
-SCENARIOS = ("vanishing", "exploding")
 EXPLODING_WEIGHT = 100.0  # the document's w1 = w2 = w3 = w4 = 100
 
 
