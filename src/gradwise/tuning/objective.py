@@ -190,7 +190,9 @@ class Objective:
         """(validation metric, FitResult) of one fit; prunes on divergence, and per epoch if ``report``."""
         from ..training.loop import fit  # lazy: importing the tuner should not import torch work
 
-        callbacks: list[Any] = [] if self.deadline is None else [Deadline(trial, self.deadline)]
+        from .interrupts import InterruptCheck
+
+        callbacks: list[Any] = [InterruptCheck()] + ([] if self.deadline is None else [Deadline(trial, self.deadline)])
         if report:
             monitor = make_monitor() if self.monitor else None
             callbacks += ([monitor] if monitor is not None else []) + [PruningCallback(trial, self.metric, monitor)]

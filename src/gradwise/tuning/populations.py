@@ -35,6 +35,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import ConfigError
+from .interrupts import raise_pending
 from .objective import METRICS, FATAL_FINDINGS, epoch_metric, mean_curve_best, memory_reason
 from .space import to_raw_value
 from .storage import RetryStaleTrial, heartbeat
@@ -295,6 +296,7 @@ class PopulationObjective:
                 self.on_told(self.study)  # e.g. the live display
 
     def _on_epoch(self, records: dict[int, Any], trainer: Any) -> dict[int, str]:
+        raise_pending()  # a Ctrl-C that a finalizer swallowed ends the population here
         ending: dict[int, str] = {}
         live = list({id(self.owner[m]): self.owner[m] for m in records}.values())
         seconds = next(iter(records.values())).seconds if records else 0.0

@@ -25,6 +25,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..budget import AVAILABLE_SHARE, available_memory, max_workers
+from .interrupts import raise_pending, sticky_interrupts
 from .populations import ASK_SECONDS
 from .spec import SPEC_ATTR, TuneSpec, build_objective, load_splits, read_spec
 from .storage import RetryStaleTrial, WORKER_ATTR, budget_lock, fail_stale_trials, heartbeat, storage_journal, worker_id
@@ -353,7 +354,7 @@ def run_worker(
     """
     splits = splits if splits is not None else load_splits(spec)
     population = _population_size(spec, splits)
-    with population_threads() if population else contextlib.nullcontext():
+    with sticky_interrupts(), population_threads() if population else contextlib.nullcontext():
         return _run_worker(study, spec, splits, population, timeout, on_trial, ownerless_is_stale)
 
 
@@ -367,6 +368,7 @@ def _run_worker(study: optuna.Study, spec: TuneSpec, splits: Any, population: in
     fail_stale_trials(study, ownerless_is_stale=ownerless_is_stale)
     configure = _shaped_configure(objective)
     while deadline is None or time.monotonic() < deadline:
+        raise_pending()
         fail_stale_trials(study)
         if population:  # several trials trained as one batched network (tuning/populations.py)
             trials, done = _take_trials(study, spec, journal, population, configure)
