@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 

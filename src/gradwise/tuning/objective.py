@@ -25,6 +25,7 @@ from typing import Any
 import optuna
 
 from ..config import TrainConfig
+from .interrupts import InterruptCheck
 from .space import SearchSpace
 
 # The validation metric each task is judged by, and whether larger is better.
@@ -189,8 +190,6 @@ class Objective:
     def _fit(self, trial: optuna.Trial, config: TrainConfig, splits: Any, report: bool) -> tuple[float, Any]:
         """(validation metric, FitResult) of one fit; prunes on divergence, and per epoch if ``report``."""
         from ..training.loop import fit  # lazy: importing the tuner should not import torch work
-
-        from .interrupts import InterruptCheck
 
         callbacks: list[Any] = [InterruptCheck()] + ([] if self.deadline is None else [Deadline(trial, self.deadline)])
         if report:
