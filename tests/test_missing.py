@@ -126,6 +126,32 @@ def test_missing_targets_are_dropped_and_counted_never_imputed(tmp_path):
     assert "--missing impute keeps them" in str(notes[0].message) and "whose target 'y' is missing" in str(notes[1].message)
 
 
+def test_predict_scores_the_rows_whose_target_is_known(tmp_path):
+    """Cars-like tables lack some targets: predict still scores the others (it said nothing)."""
+    frame = _gappy(80)
+    frame["y"] = 2.0 * frame["full"] + 1.0
+    frame["label"] = np.where(frame["full"] > 0, "up", "down")
+    for target, drop in (("y", "label"), ("label", "y")):
+        path = tmp_path / f"{target}.csv"
+        frame.drop(columns=drop).to_csv(path, index=False)
+        splits = split_table(load_table(path, target=target), seed=0)
+        result = fit(TrainConfig(epochs=2, seed=0), splits)
+        save_bundle(result.model, tmp_path / target, result.config)
+        gappy = frame.drop(columns=drop)
+        gappy.loc[[1, 4, 6], target] = np.nan
+        gappy.to_csv(tmp_path / f"new-{target}.csv", index=False)
+        predictions, score = predict_table(tmp_path / target, str(tmp_path / f"new-{target}.csv"))
+        known = gappy[target].notna().to_numpy()
+        assert len(predictions) == 80 and score["rows_scored"] == 77
+        if target == "y":
+            errors = predictions["y"].to_numpy()[known] - gappy["y"].to_numpy()[known]
+            assert score["rmse"] == pytest.approx(np.sqrt(np.mean(errors**2)))
+        else:
+            assert score["accuracy"] == pytest.approx(np.mean(predictions["label"].to_numpy()[known] == gappy["label"].to_numpy()[known]))
+    shown = CliRunner().invoke(main, ["predict", "--model", str(tmp_path / "y"), "--data", str(tmp_path / "new-y.csv")])
+    assert shown.exit_code == 0 and "77 rows; 3 without a target value left out" in shown.output
+
+
 def test_predict_encodes_gaps_unseen_levels_dates_and_ids_exactly_as_training(tmp_path):
     frame = _mixed()
     path = tmp_path / "t.csv"

@@ -65,6 +65,9 @@ def _print_summary(predictions: pd.DataFrame, score: dict[str, Any] | None, out:
         table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
     console.print(table)
     if score:
-        console.print("score on the table's own target: " + ", ".join(f"{k} {format_metric(k, v)}" for k, v in score.items()))
+        metrics = ", ".join(f"{k} {format_metric(k, v)}" for k, v in score.items() if k != "rows_scored")
+        unknown = len(predictions) - score["rows_scored"]
+        rows = f" ({score['rows_scored']} rows; {unknown} without a target value left out)" if unknown else ""
+        console.print(f"score on the table's own target{rows}: {metrics}")
     if out:
         console.print(f"wrote {out}")
