@@ -7,7 +7,8 @@ figures in the closing note of issue 12 (stop 21) came from this script.
 
 Variants: ``base`` (as shipped), ``pt1`` (POPULATION_TRIALS = 1: no refills held to a
 population's shape), ``free`` (SHAPED_FOLDS = 0: shapes never pinned), ``kN`` (AUTO_TRIALS =
-N trials per population).
+N trials per population), ``capN`` (strategies.STAGE_TRIALS = N: a stage ends after N
+trials per parameter it opens; a large N is the share-only rule from before).
 
 Run:  python benchmarks/tune_variants.py breast_cancer 30 6 free
 """
@@ -37,6 +38,9 @@ def apply(variant: str) -> None:
         populations.SHAPED_FOLDS = 0
     elif variant.startswith("k"):
         populations.AUTO_TRIALS = int(variant[1:])
+    elif variant.startswith("cap"):
+        from gradwise.tuning import strategies
+        strategies.STAGE_TRIALS = int(variant[3:])
     elif variant != "base":
         raise SystemExit(f"unknown variant {variant!r}: base, pt1, free or kN")
 

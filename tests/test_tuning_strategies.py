@@ -12,7 +12,8 @@ from optuna.trial import TrialState
 
 from gradwise import TrainConfig, load_table, split_table
 from gradwise.tuning import Budget, Objective, default_space, make_pruner, make_sampler, staged_plan
-from gradwise.tuning.strategies import MEDIUM_NARROW_FACTOR, NARROW_FACTOR, STAGE_SHARES, joint_plan, stage_at
+from gradwise.tuning.space import SearchSpace
+from gradwise.tuning.strategies import MEDIUM_NARROW_FACTOR, NARROW_FACTOR, STAGE_SHARES, STAGE_TRIALS, joint_plan, stage_at
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -66,6 +67,29 @@ def test_staged_search_goes_alpha_first_then_medium_around_best_alpha_then_low_t
         for name in ("hidden", "batch_size"):
             assert math.floor(best[name] / MEDIUM_NARROW_FACTOR) <= t.params[name] <= math.ceil(best[name] * MEDIUM_NARROW_FACTOR)
     assert [t.user_attrs["stage"] for t in trials] == [0] * 3 + [1] * 9 + [2] * 18
+
+
+def test_a_stage_ends_after_its_trial_cap_per_parameter_before_its_share():
+    """Cheap trials (populations) must not spend hundreds of trials on α alone."""
+
+    def stages(space, n_trials):
+        plan = staged_plan(Budget(n_trials=100_000))  # shares never end a stage here
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+
+        def objective(trial):
+            config = {**space.defaults(), **plan(trial, space)}
+            trial.set_user_attr("config", config)
+            return _toy_score(config)
+
+        study.optimize(objective, n_trials=n_trials)
+        return [t.user_attrs["stage"] for t in study.trials]
+
+    momentum = default_space("momentum")  # the medium tier opens β, hidden units and batch size
+    assert stages(momentum, 4 * STAGE_TRIALS + 5) == [0] * STAGE_TRIALS + [1] * 3 * STAGE_TRIALS + [2] * 5
+    data = momentum.to_dict()
+    for name in ("beta", "hidden", "batch_size"):
+        data["params"][name]["enabled"] = False
+    assert stages(SearchSpace.from_dict(data), STAGE_TRIALS + 3) == [0] * STAGE_TRIALS + [2] * 3  # nothing to open
 
 
 def _searched(trial):
