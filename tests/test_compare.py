@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from gradwise.cli import main
-from gradwise.cli.compare import oscillation, parse_optimizers, variant_name
+from gradwise.cli.compare import parse_optimizers
+from gradwise.training.comparison import oscillation, variant_name
 
 ARGS = ["compare", "--data", "builtin:iris", "--epochs", "3", "--hidden", "8", "--patience", "0",
         "--optimizers", "gd=0.5,momentum,adam=0.01", "--batch-sizes", "full,32"]
@@ -47,6 +48,19 @@ def test_target_and_measures_are_consistent_with_the_curves(document):
         assert run["epochs_to_target"] == (reached[0] if reached else None)
         assert run["oscillation"] == oscillation(curve)
         assert len(run["curves"]["update_loss"]) == run["updates"]
+
+
+def test_the_python_api_runs_what_the_command_runs(document):
+    from gradwise import TrainConfig, compare_optimizers, load_table, split_table
+
+    splits = split_table(load_table("builtin:iris"), seed=0)
+    base = TrainConfig(epochs=3, hidden=8, patience=None, lr=0.1)
+    comparison = compare_optimizers(base, splits, [("gd", 0.5), "momentum", ("adam", 0.01)], ("full", 32))
+    assert comparison["target_loss"] == pytest.approx(document["target_loss"], rel=1e-5)
+    for ours, theirs in zip(comparison["runs"], document["runs"], strict=True):
+        assert (ours["optimizer"], ours["lr"], ours["variant"]) == (theirs["optimizer"], theirs["lr"], theirs["variant"])
+        assert ours["final_train_loss"] == pytest.approx(theirs["final_train_loss"], rel=1e-5)
+        assert ours["zigzag"] == pytest.approx(theirs["zigzag"]) and "curves" not in ours  # curves only when asked
 
 
 def test_table_output_names_every_run():

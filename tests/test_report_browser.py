@@ -117,15 +117,14 @@ def reports(tmp_path_factory) -> dict[str, Path]:
 
 def compare_run(directory: Path) -> Path:
     from gradwise import TrainConfig, load_table, split_table
-    from gradwise.cli.compare import default_target, finish, run_one
+    from gradwise import compare_optimizers
     from gradwise.reporting.api import save_run
     from gradwise.reporting.runs import compare_document
 
     splits = split_table(load_table("builtin:iris"), seed=0)
     base = TrainConfig(epochs=3, hidden=8)
-    runs = [run_one(base, splits, name, lr, size) for name, lr in (("gd", 0.1), ("momentum", 0.1)) for size in ("full", 16)]
-    target = default_target(runs)
-    comparison = {"data": "builtin:iris", "seed": 0, "epochs": 3, "target_loss": target, "config": base.to_dict(), "runs": [finish(r, target, True) for r in runs]}
+    runs = compare_optimizers(base, splits, [("gd", 0.1), ("momentum", 0.1)], ("full", 16), curves=True)
+    comparison = {"data": "builtin:iris", "seed": 0, "epochs": 3, "config": base.to_dict(), **runs}
     save_run(directory, compare_document(comparison, splits, "builtin:iris"))
     return directory / "report.html"
 
