@@ -111,6 +111,7 @@ def test_an_interrupted_population_keeps_told_trials_and_retries_the_cut_ones(tm
         assert len(retry) == 1 and retry[0].params == t.params and retry[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     counts = resumed.json()["trials"]
     assert counts["complete"] + counts["pruned"] == 4 and counts["running"] == 0
+    assert counts["failed"] == 0 and counts["retried"] == len(cut)  # cut, not broken
 
 
 def test_trials_share_a_population_only_within_a_width_and_batch_size_bucket():

@@ -63,6 +63,25 @@ def test_trial_of_a_dead_local_process_is_failed_and_requeued_with_its_parameter
     assert again.suggest_float("lr", 1e-4, 1.0, log=True) == retry[0].params["lr"]
 
 
+def test_cut_and_retried_trials_are_not_counted_as_failures(tmp_path):
+    """A Ctrl-C or a lost worker in the middle of a wide population cut 26 trials at once;
+    counted as failures they would trip 'the first 20 trials all failed' on --resume."""
+    from gradwise.tuning.runner import FAILS_WITHOUT_RESULT, count_trials, failed_from_the_start
+
+    study = optuna.create_study(storage=open_storage(None, tmp_path))
+    study.tell(study.ask(), state=TrialState.FAIL)  # a trial's own failure, not retried
+    dead = f"{socket.gethostname()}:{_dead_pid()}"
+    cut = [_running_trial(study, dead).number for _ in range(FAILS_WITHOUT_RESULT + 5)]
+    assert sorted(fail_stale_trials(study)) == cut
+    counts = count_trials(study)
+    assert (counts.failed, counts.retried, counts.waiting) == (1, len(cut), len(cut))
+    assert not failed_from_the_start(counts)
+    again = study.ask()  # the retry is cut too: its original and itself are both retried
+    again.set_user_attr(WORKER_ATTR, dead)
+    assert fail_stale_trials(study) == [again.number]
+    assert count_trials(study).retried == len(cut) + 1
+
+
 def test_on_resume_an_ownerless_running_trial_is_stale_too(tmp_path):
     study = optuna.create_study(storage=open_storage(None, tmp_path))
     ownerless = _running_trial(study, None)

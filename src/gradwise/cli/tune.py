@@ -117,7 +117,8 @@ def render_result(result: Any) -> None:
     console = stdout_console()
     data = result.to_dict()
     t = data["trials"]
-    console.print(f"[bold]study {data['study']}[/bold]: {t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed")
+    retried = f" ({t['retried']} more cut by an interrupt or a lost worker, and run again)" if t["retried"] else ""
+    console.print(f"[bold]study {data['study']}[/bold]: {t['complete']} complete, {t['pruned']} pruned, {t['failed']} failed{retried}")
     best = data["best"]
     untuned = format_metric(data["metric"], data["untuned_val"])
     console.print(f"best validation {data['metric']}: {format_metric(data['metric'], best['value'])} (trial {best['trial']}; untuned defaults: {untuned})")

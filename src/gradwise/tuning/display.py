@@ -26,7 +26,7 @@ def status_line(study: optuna.Study, started: float, metric: str = "") -> str:
     label = f"best validation {metric}" if metric else "best"
     return (
         f"trials done {counts.finished} (complete {counts.complete}, pruned {counts.pruned}), "
-        f"failed {counts.failed}, running {counts.running} | {label} {best} | {time.monotonic() - started:.0f}s"
+        f"failed {counts.failed}{f', cut and retried {counts.retried}' if counts.retried else ''}, running {counts.running} | {label} {best} | {time.monotonic() - started:.0f}s"
     )
 
 

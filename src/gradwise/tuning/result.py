@@ -65,7 +65,7 @@ class TuneResult:
             "study": self.study_name,
             "metric": self.metric,
             "direction": self.direction,
-            "trials": {"complete": c.complete, "pruned": c.pruned, "failed": c.failed, "running": c.running, "waiting": c.waiting},
+            "trials": {"complete": c.complete, "pruned": c.pruned, "failed": c.failed, "retried": c.retried, "running": c.running, "waiting": c.waiting},
             "untuned_val": self.untuned,
             "best": self.best,
             "final": self.final,

@@ -41,11 +41,16 @@ FAILS_WITHOUT_RESULT = 20
 
 @dataclass
 class Counts:
+    """Trials by state. ``retried``: failed trials that were cut, not broken (a Ctrl-C, or
+    a worker that died, ended them) and were queued again; ``failed`` counts only the rest,
+    so an interrupted search does not look broken to the stop rules or to the user."""
+
     complete: int = 0
     pruned: int = 0
     failed: int = 0
     running: int = 0
     waiting: int = 0
+    retried: int = 0
 
     @property
     def finished(self) -> int:
@@ -55,9 +60,13 @@ class Counts:
 def count_trials(study: optuna.Study) -> Counts:
     counts = Counts()
     names = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed", TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
-    for trial in study.get_trials(deepcopy=False):
-        if trial.state in names:
-            setattr(counts, names[trial.state], getattr(counts, names[trial.state]) + 1)
+    trials = study.get_trials(deepcopy=False)
+    # A retry's copy lists every trial of its series that was cut (Optuna's retry_history).
+    retried = {number for t in trials for number in t.system_attrs.get("retry_history", ())}
+    for trial in trials:
+        name = "retried" if trial.state == TrialState.FAIL and trial.number in retried else names.get(trial.state)
+        if name:
+            setattr(counts, name, getattr(counts, name) + 1)
     return counts
 
 
