@@ -398,9 +398,21 @@ def torch_threads(threads: int, work_per_step: int):
         torch.set_num_threads(before)
 
 
+# Why weighting by k cannot equal repeating a row k times to the check's rtol=1e-7. (Its
+# full-batch form, up to float32 rounding, is tested in tests/test_sklearn.py.)
+SAMPLE_WEIGHT_EQUIVALENCE = (
+    "mini-batches and the early-stopping hold-out are drawn by row, so repeated rows fall "
+    "into other batches and other validation rows than one weighted row; even full-batch "
+    "training agrees only to float32 rounding (~1e-6), not the check's rtol=1e-7"
+)
+
+
 def expected_failed_checks(estimator) -> dict[str, str]:
-    """scikit-learn checks these estimators are known to fail, with the reason (none so far).
+    """scikit-learn checks these estimators are known to fail, with the reason.
 
     Pass it to ``parametrize_with_checks(..., expected_failed_checks=expected_failed_checks)``.
     """
-    return {}
+    return {
+        "check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_EQUIVALENCE,
+        "check_sample_weight_equivalence_on_sparse_data": SAMPLE_WEIGHT_EQUIVALENCE,
+    }
