@@ -229,3 +229,18 @@ def test_fatal_rules_on_a_members_measures():
     assert not exploding([2.0, 2.0], setup=True)
     assert diverging([1.0, 0.5, 2.5])
     assert not diverging([1.0, 0.5, 0.9])
+
+
+def with_row_weights(splits):
+    return replace(splits, train=Part(splits.train.X, splits.train.y, torch.rand(len(splits.train)).numpy()))
+
+
+def test_a_population_refuses_weighted_rows_rather_than_ignoring_them(iris):
+    from gradwise.errors import ConfigError
+
+    base = TrainConfig(hidden=8, batch_size=8, epochs=2, patience=None, device="cpu", lr=0.01)
+    with pytest.raises(ConfigError, match="row weights"):
+        PopulationTrainer([Member(base, with_row_weights(iris))])
+    trainer = PopulationTrainer([Member(base, iris)])
+    with pytest.raises(ConfigError, match="row weights"):
+        trainer.add([Member(base.replace(seed=1), with_row_weights(iris))])

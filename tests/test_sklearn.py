@@ -6,6 +6,7 @@ estimators and that the numbers are those of a network that learned something.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import joblib
@@ -20,8 +21,8 @@ from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_diabetes, load_iris, make_regression
 from sklearn.experimental import enable_halving_search_cv  # noqa: F401  (enables the import below)
 from sklearn.inspection import permutation_importance
-from sklearn.metrics import log_loss
-from sklearn.model_selection import GridSearchCV, HalvingRandomSearchCV, RandomizedSearchCV, cross_val_score
+from sklearn.metrics import accuracy_score, log_loss, r2_score
+from sklearn.model_selection import GridSearchCV, HalvingRandomSearchCV, RandomizedSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from scipy.stats import loguniform, randint
@@ -29,6 +30,7 @@ from scipy.stats import loguniform, randint
 import gradwise
 from gradwise.errors import DataError
 from gradwise.sklearn import GradwiseClassifier, GradwiseRegressor
+from gradwise.sklearn.inputs import hold_out_weighted
 
 QUICK = dict(epochs=20, hidden=16, lr=0.05, batch_size=32, device="cpu")
 SKLEARN_ONLY = {"validation_fraction": 0.1, "threads": 0}
@@ -197,17 +199,15 @@ def test_multi_output_regression_predicts_every_target():
     assert reg.score(X, Y) > 0.8
 
 
-def test_threads_are_restored_and_sample_weight_is_refused(iris):
+def test_threads_are_restored(iris):
     X, y = iris
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        clf = GradwiseClassifier(**QUICK).fit(X, y)  # a small model trains on one thread
+        GradwiseClassifier(**QUICK).fit(X, y)  # a small model trains on one thread
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
-    with pytest.raises(TypeError):
-        clf.fit(X, y, sample_weight=np.ones(len(y)))
 
 
 def test_clone_keeps_parameters_and_drops_the_fit(iris):
@@ -243,3 +243,176 @@ def test_nothing_else_in_gradwise_imports_the_scikit_learn_layer():
         and any(text in path.read_text() for text in ("gradwise.sklearn", "from ..sklearn", "from .sklearn", "from ...sklearn"))
     ]
     assert importers == []
+
+
+# -- sample_weight ------------------------------------------------------------------------
+# Full-batch gradient descent without a hold-out: one update per epoch over every row, so a
+# weighted mean over the rows is exactly the plain mean over the rows repeated.
+FULL_BATCH_GD = dict(epochs=8, hidden=8, lr=0.1, optimizer="gd", batch_size="full", patience=None, validation_fraction=0.0, device="cpu")
+
+
+def network_parameters(estimator) -> list[np.ndarray]:
+    return [p.detach().numpy().copy() for p in estimator.model_.net.parameters()]
+
+
+def assert_same_network(a, b, rtol=1e-4, atol=1e-6):
+    for pa, pb in zip(network_parameters(a), network_parameters(b), strict=True):
+        np.testing.assert_allclose(pa, pb, rtol=rtol, atol=atol)
+
+
+def small_task(task: str, n: int = 60, seed: int = 0):
+    if task == "classification":
+        X, y = load_iris(return_X_y=True)
+        rows = np.random.default_rng(seed).choice(len(y), n, replace=False)
+        return GradwiseClassifier, X[rows], y[rows]
+    X, y = make_regression(n, 4, noise=10, random_state=seed)
+    return GradwiseRegressor, X, y
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize("normalize", ["minmax", "standard"])
+def test_integer_weights_equal_repeating_the_rows_in_full_batch_gd(task, normalize):
+    cls, X, y = small_task(task)
+    weights = np.random.default_rng(1).integers(1, 4, len(y))
+    weighted = cls(**FULL_BATCH_GD, normalize=normalize).fit(X, y, sample_weight=weights)
+    repeated = cls(**FULL_BATCH_GD, normalize=normalize).fit(np.repeat(X, weights, axis=0), np.repeat(y, weights, axis=0))
+    unweighted = cls(**FULL_BATCH_GD, normalize=normalize).fit(X, y)
+    assert_same_network(weighted, repeated)
+    method = "predict_proba" if task == "classification" else "predict"
+    np.testing.assert_allclose(getattr(weighted, method)(X), getattr(repeated, method)(X), rtol=1e-4, atol=1e-6)
+    # ...and the weights did change the fit (the comparison is not trivially true).
+    assert not np.allclose(getattr(weighted, method)(X), getattr(unweighted, method)(X), rtol=1e-3)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_zero_weight_rows_do_not_change_a_full_batch_fit_nor_the_hold_out(task):
+    cls, X, y = small_task(task)
+    outliers = X[:10] * 50  # would stretch the min-max scaling if they counted
+    X_more, y_more = np.vstack([X, outliers]), np.concatenate([y, y[:10]])
+    weights = np.r_[np.ones(len(y)), np.zeros(10)]
+    # Weight-0 rows scattered among the others, which keep their order (the hold-out
+    # depends on the order of the rows, as train_test_split's does).
+    order = np.argsort(np.r_[np.arange(len(y)), np.random.default_rng(2).uniform(0, len(y), 10)], kind="stable")
+    early = {**FULL_BATCH_GD, "epochs": 30, "patience": 3, "validation_fraction": 0.2}
+    for params in (FULL_BATCH_GD, early):
+        with_zeros = cls(**params).fit(X_more[order], y_more[order], sample_weight=weights[order])
+        without = cls(**params).fit(X, y)
+        assert_same_network(with_zeros, without)
+        assert with_zeros.n_iter_ == without.n_iter_ and with_zeros.best_epoch_ == without.best_epoch_
+        np.testing.assert_allclose(with_zeros.model_.input_normalizer.data_max_, without.model_.input_normalizer.data_max_)
+
+
+def test_weights_of_all_ones_equal_no_weights_with_minibatches_and_early_stopping(iris):
+    X, y = iris
+    plain = GradwiseClassifier(**QUICK).fit(X, y)
+    ones = GradwiseClassifier(**QUICK).fit(X, y, sample_weight=np.ones(len(y)))
+    assert_same_network(plain, ones, rtol=1e-5)
+    assert ones.n_iter_ == plain.n_iter_ and ones.best_epoch_ == plain.best_epoch_
+    np.testing.assert_allclose(ones.predict_proba(X), plain.predict_proba(X), rtol=1e-5, atol=1e-7)
+
+
+def reference_weighted_step(net: torch.nn.Module, X_normalized: np.ndarray, y: np.ndarray, w: np.ndarray, lr: float) -> list[np.ndarray]:
+    """One gradient-descent step on sum(w * cross-entropy) / sum(w), written out in plain torch."""
+    linears = [copy_linear(m) for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    h = torch.tensor(X_normalized, dtype=torch.float64)
+    for i, layer in enumerate(linears):
+        h = layer(h)
+        if i < len(linears) - 1:
+            h = torch.relu(h)
+    log_p = h - torch.logsumexp(h, dim=1, keepdim=True)
+    row_loss = -log_p[torch.arange(len(y)), torch.tensor(y)]
+    weights = torch.tensor(w, dtype=torch.float64)
+    loss = (weights * row_loss).sum() / weights.sum()
+    loss.backward()
+    with torch.no_grad():
+        return [(p - lr * p.grad).numpy() for layer in linears for p in (layer.weight, layer.bias)]
+
+
+def copy_linear(layer: torch.nn.Linear) -> torch.nn.Linear:
+    clone_ = torch.nn.Linear(layer.in_features, layer.out_features).double()
+    with torch.no_grad():
+        clone_.weight.copy_(layer.weight)
+        clone_.bias.copy_(layer.bias)
+    return clone_
+
+
+def test_one_weighted_minibatch_step_matches_a_plain_torch_reference(iris):
+    X, y = iris
+    lr, batch = 0.5, 16
+    clf = GradwiseClassifier(**{**FULL_BATCH_GD, "epochs": 1, "lr": lr, "batch_size": batch}).fit(X, y)
+    start = copy.deepcopy(clf.model_.net)
+    rows = np.random.default_rng(3).choice(len(y), batch, replace=False)  # exactly one mini-batch
+    weights = np.random.default_rng(4).uniform(0, 3, batch)
+    low, high = X.min(axis=0), X.max(axis=0)  # the scaling the first fit learned, by hand
+    expected = reference_weighted_step(start, (X[rows] - low) / (high - low), y[rows], weights, lr)
+    clf.partial_fit(X[rows], y[rows], sample_weight=weights)
+    for got, want in zip(network_parameters(clf), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    unweighted = reference_weighted_step(start, (X[rows] - low) / (high - low), y[rows], np.ones(batch), lr)
+    assert not all(np.allclose(got, other, rtol=1e-3) for got, other in zip(network_parameters(clf), unweighted))
+
+
+def held_out_rows(estimator, weights: np.ndarray, labels=None) -> np.ndarray:
+    _, val = hold_out_weighted(weights.astype(np.float32), estimator.validation_fraction, estimator.config_.seed, labels)
+    return val
+
+
+def test_weighted_validation_loss_and_r2_are_scikit_learns_weighted_ones(diabetes):
+    X, y = diabetes
+    weights = np.random.default_rng(5).uniform(0.1, 2, len(y))
+    reg = GradwiseRegressor(**{**QUICK, "epochs": 10}).fit(X, y, sample_weight=weights)
+    val = held_out_rows(reg, weights)
+    best = reg.history_[reg.best_epoch_ - 1]  # the epoch whose weights were kept
+    prediction = reg.predict(X[val])
+    scale = reg.model_.target_normalizer.scale_.item()  # the loss is on normalized targets
+    weighted_mse = np.average((prediction - y[val]) ** 2, weights=weights[val]) * scale**2
+    assert best.val_loss == pytest.approx(weighted_mse, rel=1e-4)
+    assert best.val_metrics["r2"] == pytest.approx(r2_score(y[val], prediction, sample_weight=weights[val]), rel=1e-4)
+    assert best.val_metrics["r2"] != pytest.approx(r2_score(y[val], prediction), rel=1e-4)
+
+
+def test_weighted_validation_loss_and_accuracy_are_scikit_learns_weighted_ones(iris):
+    X, y = iris
+    weights = np.random.default_rng(6).uniform(0.1, 3, len(y))
+    clf = GradwiseClassifier(**{**QUICK, "epochs": 5, "lr": 0.01}, validation_fraction=0.3).fit(X, y, sample_weight=weights)
+    val = held_out_rows(clf, weights, y)
+    best = clf.history_[clf.best_epoch_ - 1]
+    proba = clf.predict_proba(X[val])
+    assert best.val_loss == pytest.approx(log_loss(y[val], proba, sample_weight=weights[val]), rel=1e-4)
+    assert best.val_metrics["accuracy"] == pytest.approx(accuracy_score(y[val], clf.predict(X[val]), sample_weight=weights[val]), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        (-np.ones(150), "Negative values"),
+        (np.r_[np.ones(149), np.nan], "NaN"),
+        (np.r_[np.ones(149), np.inf], "infinity"),
+        (np.ones(10), r"sample_weight.shape == \(10,\), expected \(150,\)"),
+        (np.zeros(150), "at least one non-zero"),
+    ],
+)
+def test_bad_sample_weights_raise_value_errors_that_say_what_is_wrong(iris, weights, message):
+    X, y = iris
+    for fit in (GradwiseClassifier(**QUICK).fit, GradwiseClassifier(**QUICK).partial_fit):
+        with pytest.raises(ValueError, match=message):
+            fit(X, y, sample_weight=weights)
+
+
+def class_weights(y: np.ndarray) -> np.ndarray:
+    """Class 2 nearly silenced: a visible difference in what the network learns."""
+    return np.where(y == 2, 0.05, 1.0)
+
+
+def test_grid_search_and_cross_val_score_pass_sample_weight_to_fit(iris):
+    X, y = iris
+    w = class_weights(y)
+    grid = GridSearchCV(GradwiseClassifier(**QUICK), {"hidden": [8, 16]}, cv=3).fit(X, y, sample_weight=w)
+    refit = GradwiseClassifier(**{**QUICK, **grid.best_params_}).fit(X, y, sample_weight=w)
+    np.testing.assert_array_equal(grid.best_estimator_.predict_proba(X), refit.predict_proba(X))
+    unweighted = GradwiseClassifier(**{**QUICK, **grid.best_params_}).fit(X, y)
+    assert not np.allclose(grid.best_estimator_.predict_proba(X), unweighted.predict_proba(X), atol=1e-3)
+
+    scores = cross_val_score(GradwiseClassifier(**QUICK), X, y, cv=3, params={"sample_weight": w})
+    by_hand = [GradwiseClassifier(**QUICK).fit(X[tr], y[tr], sample_weight=w[tr]).score(X[te], y[te]) for tr, te in StratifiedKFold(3).split(X, y)]
+    np.testing.assert_array_equal(scores, by_hand)

@@ -162,3 +162,41 @@ def test_fit_flushes_subnormals_while_training_and_restores_the_mode_after():
         assert _flushing()
     finally:
         torch.set_flush_denormal(False)
+
+
+# -- row weights (Part.w) -----------------------------------------------------------------
+def weighted(splits, weights_for):
+    from dataclasses import replace
+
+    from gradwise.data.splitting import Part
+
+    parts = {name: getattr(splits, name) for name in ("train", "val", "test")}
+    return replace(splits, **{name: Part(p.X, p.y, weights_for(name, len(p))) for name, p in parts.items()})
+
+
+def test_a_batch_of_only_weight_zero_rows_makes_no_update(iris):
+    zeros_every_third = lambda name, n: np.where(np.arange(n) % 3 == 0, 0.0, 1.0).astype(np.float32)  # noqa: E731
+    counter = StepCounter()
+    fit(TrainConfig(batch_size=1, epochs=2, patience=None, optimizer="gd", lr=0.01, hidden=4), weighted(iris, zeros_every_third), [counter])
+    positive = int((zeros_every_third("train", len(iris.train)) > 0).sum())
+    assert counter.per_epoch == [positive, positive]
+
+
+def test_weighted_split_metrics_are_weighted_means(diabetes):
+    rng = np.random.default_rng(0)
+    splits = weighted(diabetes, lambda name, n: rng.uniform(0.1, 2, n).astype(np.float32))
+    result = fit(TrainConfig(epochs=5, hidden=8, device="cpu"), splits)
+    test = splits.test
+    prediction = result.model.predict_array(test.X).ravel()
+    target = test.y.ravel()
+    rmse = np.sqrt(np.average((prediction - target) ** 2, weights=test.w))
+    assert result.metrics["test"]["rmse"] == pytest.approx(rmse, rel=1e-4)
+    unweighted = fit(TrainConfig(epochs=5, hidden=8, device="cpu"), diabetes)
+    assert result.metrics["test"]["rmse"] != pytest.approx(unweighted.metrics["test"]["rmse"], rel=1e-3)
+
+
+def test_merging_train_and_validation_keeps_row_weights(iris):
+    only_train = weighted(iris, lambda name, n: np.full(n, 2.0, np.float32) if name == "train" else None)
+    merged = only_train.merge_train_val()
+    assert merged.train.w.tolist() == [2.0] * len(iris.train) + [1.0] * len(iris.val)
+    assert len(merged.val) == 0 and iris.merge_train_val().train.w is None

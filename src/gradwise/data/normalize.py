@@ -51,14 +51,21 @@ class Normalizer(nn.Module):
         self.register_buffer("scale_", torch.ones(n_features, dtype=torch.float64))
         return self
 
-    def fit(self, X) -> "Normalizer":
+    def fit(self, X, weights=None) -> "Normalizer":
         """Reset, then :meth:`partial_fit` on all of ``X``."""
         self.reset(_as_2d_float64(X).shape[1])
-        return self.partial_fit(X)
+        return self.partial_fit(X, weights)
 
-    def partial_fit(self, X) -> "Normalizer":
-        """Merge the statistics of another chunk of rows into those seen so far."""
+    def partial_fit(self, X, weights=None) -> "Normalizer":
+        """Merge the statistics of another chunk of rows into those seen so far.
+
+        ``weights`` (one non-negative number per row) make a row of weight k count as k
+        copies of it: weighted mean and variance, and min/max over the rows of positive
+        weight, so a weight-0 row does not move the scaling at all.
+        """
         batch = _as_2d_float64(X)
+        if weights is not None:
+            batch, weights = _positive_rows(batch, weights)
         if batch.shape[0] == 0:
             return self
         if not torch.isfinite(batch).all():
@@ -68,14 +75,20 @@ class Normalizer(nn.Module):
             self.reset(batch.shape[1])
         elif batch.shape[1] != self.mean_.shape[0]:
             raise DataError(f"expected {self.mean_.shape[0]} features, got {batch.shape[1]}")
-        self._merge(batch)
+        self._merge(batch, weights)
         self._refresh_transform()
         return self
 
-    def _merge(self, batch: torch.Tensor) -> None:
-        n_a, n_b = self.n_samples_seen_.clone(), float(batch.shape[0])
-        mean_b = batch.mean(dim=0)
-        m2_b = ((batch - mean_b) ** 2).sum(dim=0)
+    def _merge(self, batch: torch.Tensor, weights: torch.Tensor | None = None) -> None:
+        n_a = self.n_samples_seen_.clone()
+        if weights is None:
+            n_b = float(batch.shape[0])
+            mean_b = batch.mean(dim=0)
+            m2_b = ((batch - mean_b) ** 2).sum(dim=0)
+        else:
+            n_b = float(weights.sum())
+            mean_b = (weights[:, None] * batch).sum(dim=0) / n_b
+            m2_b = (weights[:, None] * (batch - mean_b) ** 2).sum(dim=0)
         if n_a == 0:
             self.data_min_, self.data_max_ = batch.amin(dim=0), batch.amax(dim=0)
             mean, m2 = mean_b, m2_b
@@ -141,6 +154,15 @@ class Normalizer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"method={self.method!r}, n_features={self.scale_.shape[0]}"
+
+
+def _positive_rows(batch: torch.Tensor, weights) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows of positive weight and their weights (float64); weight-0 rows say nothing."""
+    w = torch.as_tensor(np.asarray(weights, dtype=np.float64)).reshape(-1)
+    if w.shape[0] != batch.shape[0]:
+        raise DataError(f"normalizer got {w.shape[0]} weights for {batch.shape[0]} rows")
+    keep = w > 0
+    return batch[keep], w[keep]
 
 
 def _as_2d_float64(X) -> torch.Tensor:

@@ -38,10 +38,12 @@ class SplitRows:
 
 @dataclass
 class Part:
-    """One split: encoded features (float32) and targets (int64 codes or float32 columns)."""
+    """One split: encoded features (float32), targets (int64 codes or float32 columns) and
+    optional per-row weights (float32; None means every row counts once)."""
 
     X: np.ndarray
     y: np.ndarray
+    w: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.X)
@@ -78,9 +80,20 @@ class Splits:
 
     def merge_train_val(self) -> "Splits":
         """Training and validation rows together (for a final refit); validation left empty."""
-        merged = Part(np.concatenate([self.train.X, self.val.X]), np.concatenate([self.train.y, self.val.y]))
-        empty = Part(self.val.X[:0], self.val.y[:0])
+        merged = Part(np.concatenate([self.train.X, self.val.X]), np.concatenate([self.train.y, self.val.y]), _merged_weights(self.train, self.val))
+        empty = Part(self.val.X[:0], self.val.y[:0], None if self.val.w is None else self.val.w[:0])
         return replace(self, train=merged, val=empty, rows=None)
+
+
+def _merged_weights(first: Part, second: Part) -> np.ndarray | None:
+    """Both parts' weights in row order; a part without weights counts each row once."""
+    if first.w is None and second.w is None:
+        return None
+    return np.concatenate([_weights_or_ones(first), _weights_or_ones(second)])
+
+
+def _weights_or_ones(part: Part) -> np.ndarray:
+    return part.w if part.w is not None else np.ones(len(part), dtype=np.float32)
 
 
 def parse_split(value: str | tuple | list) -> tuple[float, float, float]:

@@ -2,7 +2,8 @@
 
 They follow scikit-learn's conventions (``__init__`` only stores parameters, fitted
 attributes end in ``_``, ``get_params``/``set_params``/``clone``), pass
-``sklearn.utils.estimator_checks.parametrize_with_checks`` with no expected failures, and
+``sklearn.utils.estimator_checks.parametrize_with_checks`` except the two sample-weight
+equivalence checks that :func:`expected_failed_checks` lists with the reason, and
 work inside ``Pipeline``, ``ColumnTransformer``, ``GridSearchCV``, ``RandomizedSearchCV``,
 ``HalvingRandomSearchCV`` (``n_jobs`` 1 or more), ``cross_val_score``,
 ``CalibratedClassifierCV`` and ``permutation_importance``.

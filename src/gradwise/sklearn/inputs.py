@@ -89,6 +89,19 @@ def hold_out(n_rows: int, fraction: float, seed: int, labels: np.ndarray | None 
     return np.sort(train), np.sort(val)
 
 
+def hold_out_weighted(weights: np.ndarray, fraction: float, seed: int, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`hold_out` among the rows of positive weight; weight-0 rows all go to training.
+
+    There they count for nothing, and they do not change which rows are held out: a fit
+    with weight-0 rows holds out the rows a fit without them would (and weights of all
+    ones hold out exactly the rows no weights do).
+    """
+    positive = np.flatnonzero(weights > 0)
+    train, val = hold_out(len(positive), fraction, seed, None if labels is None else labels[positive])
+    weightless = np.flatnonzero(weights <= 0)
+    return np.sort(np.concatenate([positive[train], weightless])), positive[val]
+
+
 def data_errors(check):
     """scikit-learn's input checks raise ValueError; re-raise them as gradwise's DataError.
 

@@ -29,7 +29,7 @@ from ..optim import build_optimizer, make_schedule
 from .denormals import flushed_denormals
 from .flat import ELEMENTWISE_OPTIMIZERS, FlatParameters
 from .callbacks import EpochRecord, StopTraining, TrainState, dispatch
-from .metrics import RunningMetrics, evaluate, loss_function, target_variance
+from .metrics import RunningMetrics, evaluate, loss_function, row_loss_function, target_variance, weighted_mean
 from .progress import EpochProgress
 from .result import FitResult
 
@@ -89,19 +89,23 @@ def build_model(config: TrainConfig, splits: Splits) -> GradwiseModel:
     if len(splits.train) == 0:
         raise ConfigError("the training split is empty; give more rows or a larger train fraction in --split")
     net = build_mlp(splits.n_features, splits.n_outputs, config.layers, config.hidden, config.activation, config.init, config.batch_norm, config.dropout)
-    input_norm = Normalizer(config.normalize).fit(splits.train.X)
+    input_norm = Normalizer(config.normalize).fit(splits.train.X, splits.train.w)
     target_norm = None
     if splits.task == "regression":
-        target_norm = Normalizer(config.normalize).fit(splits.train.y)
+        target_norm = Normalizer(config.normalize).fit(splits.train.y, splits.train.w)
     return GradwiseModel(net, input_norm, target_norm, splits.encoder, splits.target)
 
 
-def _tensors(model: GradwiseModel, splits: Splits, device: torch.device) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """Normalize each split once; training then works on the network alone."""
-    out = {}
+def _tensors(model: GradwiseModel, splits: Splits, device: torch.device) -> dict[str, Any]:
+    """Normalize each split once; training then works on the network alone.
+
+    ``out["weights"][name]`` holds a split's row weights on the device, None when it has none."""
+    out: dict[str, Any] = {"weights": {}}
     for name in ("train", "val", "test"):
-        X, y = normalized_split(model, getattr(splits, name), splits.task)
+        part = getattr(splits, name)
+        X, y = normalized_split(model, part, splits.task)
         out[name] = (X.to(device), y.to(device))
+        out["weights"][name] = None if part.w is None else torch.as_tensor(part.w, dtype=torch.float32).to(device)
     out["target_scale"] = model.target_normalizer.scale_ if model.target_normalizer is not None else None
     return out
 
@@ -128,8 +132,16 @@ def _metrics(net: nn.Module, data, name: str, task: str) -> dict[str, float]:
     X, y = data[name]
     if len(X) == 0:
         return {}
-    loss, metrics = evaluate(net, X, y, task, data["target_scale"])
+    loss, metrics = evaluate(net, X, y, task, data["target_scale"], weights=data["weights"][name])
     return {"loss": loss, **metrics}
+
+
+def weightless_batches(weights: torch.Tensor, batch_size: int) -> list[bool]:
+    """For each batch of ``batch_size`` rows, whether all its weights are 0 (one host sync
+    per epoch, and only in weighted runs)."""
+    padding = (-len(weights)) % batch_size
+    sums = torch.nn.functional.pad(weights, (0, padding)).view(-1, batch_size).sum(dim=1)
+    return (sums <= 0).tolist()
 
 
 class _Trainer:
@@ -138,6 +150,7 @@ class _Trainer:
     def __init__(self, config: TrainConfig, state: TrainState, data, callbacks: list, device: torch.device, flat: FlatParameters) -> None:
         self.config, self.state, self.data, self.callbacks, self.flat = config, state, data, callbacks, flat
         self.loss_fn = loss_function(state.task)
+        self.row_loss_fn = row_loss_function(state.task)  # for weighted rows only
         self.schedule = make_schedule(config.lr_decay, config.lr, config.epochs)
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         self.batch_size = config.resolved_batch_size(len(data["train"][0]))
@@ -174,25 +187,34 @@ class _Trainer:
             group["lr"] = lr
         train_loss, train_metrics = self._train_one_epoch()
         X_val, y_val = self.data["val"]
-        val_loss, val_metrics = evaluate(self.state.model, X_val, y_val, self.state.task, self.data["target_scale"])
+        val_loss, val_metrics = evaluate(self.state.model, X_val, y_val, self.state.task, self.data["target_scale"], weights=self.data["weights"]["val"])
         return EpochRecord(epoch + 1, train_loss, None if len(X_val) == 0 else val_loss, train_metrics, val_metrics, lr, self.state.step, time.perf_counter() - started)
 
     def _train_one_epoch(self) -> tuple[float, dict[str, float]]:
         net, optimizer, state = self.state.model, self.state.optimizer, self.state
         net.train()
         X, y = self.data["train"]
+        w = self.data["weights"]["train"]
         m, B = len(X), self.batch_size
         if B < m:  # stochastic and mini-batch: a fresh random order every epoch
             order = torch.randperm(m, generator=self.generator, device=X.device)
             X, y = X[order], y[order]
+            w = None if w is None else w[order]
+        weightless = None if w is None else weightless_batches(w, B)
         running = RunningMetrics(state.task, self.data["target_scale"], self.target_var)
         for start in range(0, m, B):
             xb, yb = X[start : start + B], y[start : start + B]
             if len(xb) == 1 and self.config.batch_norm:
                 continue  # batch norm cannot normalize a single example; skip the remainder
+            if weightless is not None and weightless[start // B]:
+                continue  # only weight-0 rows: as if they were not there, no update at all
             self.flat.zero_grad(optimizer)
             out = net(xb)
-            loss = self.loss_fn(out, yb)
+            if w is None:
+                loss = self.loss_fn(out, yb)
+            else:
+                wb = w[start : start + B]
+                loss = weighted_mean(self.row_loss_fn(out, yb), wb)
             loss.backward()
             dispatch(self.callbacks, "on_after_backward", state, loss)
             if self.config.clip_grad is not None:
@@ -200,13 +222,13 @@ class _Trainer:
             optimizer.step()
             state.step += 1
             dispatch(self.callbacks, "on_step_end", state)
-            running.update(out, yb, loss)
+            running.update(out, yb, loss, None if w is None else wb)
         return running.result()
 
     def _train_target_var(self) -> torch.Tensor | None:
         if self.state.task == "classification":
             return None
-        return target_variance(self.data["train"][1], self.data["target_scale"])
+        return target_variance(self.data["train"][1], self.data["target_scale"], self.data["weights"]["train"])
 
     def _stop_reason(self, record: EpochRecord) -> str | None:
         losses = [record.train_loss] + ([record.val_loss] if record.val_loss is not None else [])

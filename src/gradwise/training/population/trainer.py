@@ -162,6 +162,9 @@ class PopulationTrainer:
         for m in members:
             if len(m.splits.train) == 0:
                 raise ConfigError("the training split is empty; give more rows or a larger train fraction in --split")
+            if has_row_weights(m.splits):
+                # Refused rather than ignored: an unweighted loss would silently be the wrong objective.
+                raise ConfigError("a population trains unweighted rows only, and this member's splits carry row weights (Part.w); train it with gradwise.fit, which weights the loss")
 
     def fits(self, member: Member) -> bool:
         """Whether ``member`` can join this population (same key, no wider than its padding)."""
@@ -501,3 +504,8 @@ class _Sums:
             else:
                 out.append((float(loss[k]) / n, regression_metrics(score[k], n, scales[k], variances[k])))
         return out
+
+
+def has_row_weights(splits: Splits) -> bool:
+    """Whether any of the splits carries per-row weights."""
+    return any(part.w is not None for part in (splits.train, splits.val, splits.test))
