@@ -87,4 +87,4 @@ def test_a_worker_killed_mid_trial_loses_only_that_trial_which_is_retried(postgr
     assert len(retries) == 1 and retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert retries[0].params == trials[killed].params
     counts = count_trials(study)
-    assert counts.finished == 6 and counts.failed == 1 and counts.running == 0 and counts.waiting == 0
+    assert counts.finished == 6 and counts.failed == 0 and counts.retried == 1 and counts.running == 0 and counts.waiting == 0
