@@ -42,6 +42,22 @@ def test_human_output_names_splits_and_where_the_model_went(cli, tmp_path):
     assert "test" in result.stdout and "accuracy" in result.stdout and "gradwise predict --model" in result.stdout
 
 
+def test_train_warns_when_the_model_is_no_better_than_a_constant(cli, tmp_path):
+    """A target of pure noise on 60 rows: the run succeeds, and says the model learned nothing."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60), "y": 100 + rng.normal(size=60)}).to_csv(tmp_path / "noise.csv", index=False)
+    result = cli("train", "--data", tmp_path / "noise.csv", "--target", "y", "--epochs", 30, "--lr", 0.05, "--json")
+    assert result.code == 0, result.stderr
+    document = result.json()
+    assert document["metrics"]["test"]["rmse"] >= document["constant_baseline"]["test"]["rmse"]
+    assert len(document["warnings"]) == 1 and "no better than always predicting the training rows' mean" in document["warnings"][0]
+    shown = cli("train", "--data", tmp_path / "noise.csv", "--target", "y", "--epochs", 30, "--lr", 0.05)
+    assert "warning: the model is no better than always predicting" in " ".join(shown.stdout.split())
+    assert cli("train", "--data", "builtin:iris", "--epochs", 20, "--json").json()["warnings"] == []
+
+
 def test_console_script_and_help(cli):
     gradwise = shutil.which("gradwise")
     assert gradwise is not None

@@ -200,3 +200,22 @@ def test_merging_train_and_validation_keeps_row_weights(iris):
     merged = only_train.merge_train_val()
     assert merged.train.w.tolist() == [2.0] * len(iris.train) + [1.0] * len(iris.val)
     assert len(merged.val) == 0 and iris.merge_train_val().train.w is None
+
+
+def test_the_constant_baseline_is_scikit_learns_dummy_estimator_and_flags_a_useless_model():
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+    from sklearn.metrics import accuracy_score, mean_squared_error
+
+    from gradwise.training.baseline import constant_baseline, no_better_than_constant
+
+    for name in ("iris", "diabetes"):
+        splits = split_table(load_table(f"builtin:{name}"), seed=0)
+        dummy = DummyClassifier(strategy="most_frequent") if splits.task == "classification" else DummyRegressor(strategy="mean")
+        predicted = dummy.fit(splits.train.X, splits.train.y).predict(splits.test.X)
+        expected = accuracy_score(splits.test.y, predicted) if splits.task == "classification" else mean_squared_error(splits.test.y, predicted) ** 0.5
+        (metric, value), = constant_baseline(splits).items()
+        assert value == pytest.approx(expected, rel=1e-6)
+        better = {"accuracy": value + 0.1} if metric == "accuracy" else {"rmse": value * 0.5}
+        worse = {"accuracy": value} if metric == "accuracy" else {"rmse": value * 1.5}
+        assert no_better_than_constant(better, {metric: value}, 100) is None
+        assert "no better than always predicting" in no_better_than_constant(worse, {metric: value}, 100)
