@@ -50,6 +50,9 @@ def test_tune_prints_one_json_document_and_writes_model_trials_and_importance(tm
     assert document["final"]["chosen"].startswith(("best trial", "untuned defaults"))
     # iris is a small table: the final model is the mean of 5 networks, each tested too.
     assert document["final"]["members"] == 5 and len(document["final"]["member_test"]) == 5
+    # iris' 24 test rows: a constant scores about a third; a tuned model that beats it has no warning
+    assert document["final"]["constant_baseline"]["accuracy"] < 0.5
+    assert ("warning" in document["final"]) == (document["final"]["test"]["accuracy"] <= document["final"]["constant_baseline"]["accuracy"])
     assert document["untuned_val"] is not None  # trial 0 is the defaults, the baseline to beat
     importance = {row["param"]: row for row in document["importance"]}
     assert importance["lr"]["document"] == "high" and importance["hidden"]["document"] == "medium"

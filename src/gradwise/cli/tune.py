@@ -141,6 +141,8 @@ def render_result(result: Any) -> None:
         members = final.get("members", 1)
         networks = f"the mean of {members} networks from different seeds, each" if members > 1 else "one network,"
         console.print(f"final model: {final['chosen']}; {networks} trained {final['epochs']} epochs max with early stopping; test: {test}")
+        if final.get("warning"):
+            console.print(f"[yellow]warning: {final['warning']}[/yellow]")
     for name, path in data["files"].items():
         console.print(f"{name}: {path}")
 
