@@ -101,7 +101,11 @@ def test_interrupted_tune_resumes_the_same_study_keeping_every_finished_trial(tm
     _, stderr = process.communicate(timeout=60)
     if sig == signal.SIGINT:
         assert process.returncode == 130 and "--resume" in stderr
+        with open(out / "trials.csv", newline="") as listed:  # what was found so far, before any resume
+            rows = {int(row["number"]): row["state"] for row in csv.DictReader(listed)}
+        assert all(rows[n] == before[n][0].name for n in finished)
     else:
+        assert not (out / "trials.csv").exists()
         assert process.returncode == -signal.SIGKILL
 
     resumed = cli("tune", "--data", "builtin:iris", "--out", out, "--resume", "--json")

@@ -74,7 +74,7 @@ def command(as_json: bool, out: Path | None, storage: str | None, study_name: st
     except KeyboardInterrupt:
         shown = _redact(storage) if storage else None  # the password stays off the terminal and logs
         given = shown if click.get_current_context().get_parameter_source("storage") != click.core.ParameterSource.ENVIRONMENT else None
-        click.echo(f"gradwise: interrupted; finished trials are kept in {shown or out}. Continue with: gradwise tune --out {out}{' --storage ' + given if given else ''} --resume", err=True)
+        click.echo(f"gradwise: interrupted; finished trials are kept in {shown or out} (listed in {out / 'trials.csv'}). Continue with: gradwise tune --out {out}{' --storage ' + given if given else ''} --resume", err=True)
         sys.exit(130)
     publish(out, options, "tune_document", result, options["data"], storage, out)
     if as_json:

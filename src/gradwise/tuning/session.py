@@ -23,7 +23,7 @@ import optuna
 from ..errors import ConfigError, GradwiseError
 from ..files import LOG_DIR, check_output_dir, claim_output_dir, previous_run
 from .display import LiveDisplay
-from .result import TuneResult, finalize
+from .result import TRIALS_CSV, TuneResult, finalize, write_trials_csv
 from .runner import count_trials, create_study, load_study, local_workers, run_worker, set_threads
 from .spec import SPEC_ATTR, TuneSpec, build_objective, load_splits, read_spec
 from .storage import DEFAULT_HEARTBEAT, JOURNAL_NAME, fail_stale_trials, is_database_url, check_journal, journal_path, open_storage, remove_journal
@@ -121,7 +121,22 @@ def _session(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str
     except BaseException as error:
         if created and (replacing or isinstance(error, Exception)):
             before.undo(backend, study_name)
+        elif isinstance(error, KeyboardInterrupt) and not replacing and backend is not None:
+            _list_finished_trials(backend, study_name, out_dir)
         raise
+
+
+def _list_finished_trials(backend: Any, study_name: str, out_dir: Path) -> None:
+    """After a Ctrl-C, trials.csv lists what the study holds so far, so the user can see what
+    was found without resuming; --resume rewrites it at the end. (Not when the run was
+    replacing an earlier one: that run is put back as it was.) Written atomically, so a
+    second Ctrl-C leaves the old file or none, never half a file."""
+    try:
+        study = optuna.load_study(study_name=study_name, storage=backend)
+    except KeyError:  # interrupted before the study existed
+        return
+    if count_trials(study).finished:
+        write_trials_csv(study, out_dir / TRIALS_CSV)
 
 
 def _run(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str, resume: bool, backend: Any, created: bool, splits: Any, display: bool | None, retrain: bool) -> TuneResult:
