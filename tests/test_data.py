@@ -136,3 +136,15 @@ def test_non_numeric_values_name_column_count_and_first_row(tmp_path):
     assert table.n_rows == 12
     with pytest.warns(UserWarning, match="dropped 6 of 18 rows"):
         assert load_table(path, missing="drop").n_rows == 12
+
+
+def test_a_mistyped_target_column_is_named_back_as_the_near_miss(tmp_path):
+    from gradwise.errors import DataError
+
+    path = tmp_path / "cars.csv"
+    pd.DataFrame({"Name": ["a", "b"] * 10, "Miles_per_Gallon": range(20), "Weight": range(20)}).to_csv(path, index=False)
+    for typed, meant in (("name", "'Name'"), ("Miles_per_Galon", "'Miles_per_Gallon'")):
+        with pytest.raises(DataError, match=f"target column '{typed}' not found; did you mean {meant}\\?"):
+            load_table(path, target=typed)
+    with pytest.raises(DataError, match="not found; the columns are: Name, Miles_per_Gallon, Weight$"):
+        load_table(path, target="price")

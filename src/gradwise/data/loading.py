@@ -203,9 +203,21 @@ def _target_columns(frame: pd.DataFrame, target, default: list[str] | None) -> l
         raise DataError(f"--target names column '{repeated[0]}' more than once; give each target column once")
     missing = [n for n in names if n not in frame.columns]
     if missing:
-        shown = ", ".join(map(str, frame.columns[:20])) + (" ..." if frame.shape[1] > 20 else "")
-        raise DataError(f"target column '{missing[0]}' not found; the columns are: {shown}")
+        raise DataError(f"target column '{missing[0]}' not found; {_closest_columns(missing[0], frame.columns)}")
     return names
+
+
+def _closest_columns(name: str, columns: pd.Index) -> str:
+    """'did you mean ...?' for a near miss (case, a typo), else the first columns: a wide
+    table's 500 names would bury the one the user meant."""
+    import difflib
+
+    labels = [str(c) for c in columns]
+    by_case = [c for c in labels if c.lower() == name.lower()]
+    near = by_case or difflib.get_close_matches(name, labels, n=3, cutoff=0.75)
+    if near:
+        return "did you mean " + " or ".join(f"'{c}'" for c in near) + "?"
+    return "the columns are: " + ", ".join(labels[:20]) + (" ..." if len(labels) > 20 else "")
 
 
 def _check_task_fits(target: pd.DataFrame, task: str) -> None:
