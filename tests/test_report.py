@@ -135,6 +135,18 @@ def test_train_writes_report_next_to_bundle_and_report_rebuilds_it(tmp_path):
     assert "Gradient flow" in (out / REPORT_NAME).read_text()
 
 
+def test_the_page_says_when_the_model_is_no_better_than_a_constant(tmp_path):
+    rng = np.random.default_rng(0)
+    pd.DataFrame({"a": rng.normal(size=60), "y": 100 + rng.normal(size=60)}).to_csv(tmp_path / "noise.csv", index=False)
+    for data, out in ((str(tmp_path / "noise.csv"), tmp_path / "noise"), ("builtin:iris", tmp_path / "iris")):
+        done = invoke("train", "--data", data, "--epochs", "30", "--lr", "0.05", "--out", out)
+        assert done.exit_code == 0, done.output
+    noise = json.loads((tmp_path / "noise" / DOCUMENT_NAME).read_text())["run"]
+    assert noise["constant_baseline"]["test"]["rmse"] > 0 and len(noise["warnings"]) == 1
+    assert "Warning: the model is no better than always predicting" in (tmp_path / "noise" / REPORT_NAME).read_text()
+    assert "no better than always predicting" not in (tmp_path / "iris" / REPORT_NAME).read_text()
+
+
 def test_no_report_writes_no_page_but_plots_still_come(tmp_path):
     out, plots = tmp_path / "diag", tmp_path / "png"
     done = invoke("diagnose", "--data", "builtin:iris", "--epochs", "2", "--hidden", "8", "--out", out, "--no-report", "--plots", plots, "--json")

@@ -18,15 +18,26 @@ def _gradient_parts(monitor: Any, diagnosis: Any, config: Any) -> dict[str, Any]
     return parts
 
 
+def _run_against_a_constant(result: Any, splits: Any) -> dict[str, Any]:
+    """The run, with the test score of predicting a constant and the warning when the model
+    does no better (as the terminal prints it)."""
+    from ..training.baseline import constant_baseline, no_better_than_constant
+
+    run = run_part(result)
+    baseline = constant_baseline(splits)
+    warning = no_better_than_constant(result.metrics.get("test", {}), baseline, len(splits.train))
+    return {**run, "constant_baseline": {"test": baseline}, "warnings": [warning] if warning else []}
+
+
 def train_document(result: Any, splits: Any, source: str, monitor: Any = None, diagnosis: Any = None) -> dict[str, Any]:
     """``gradwise train``: the run and the data, and the gradient flow with --monitor."""
-    return new_document("train", source, run=run_part(result), data=data_part(splits, source, result.model),
+    return new_document("train", source, run=_run_against_a_constant(result, splits), data=data_part(splits, source, result.model),
                         **_gradient_parts(monitor, diagnosis, result.config if monitor is not None else None))
 
 
 def diagnose_document(result: Any, splits: Any, source: str, monitor: Any, diagnosis: Any) -> dict[str, Any]:
     """``gradwise diagnose``: the run, the gradient flow and findings, the chain, the data."""
-    return new_document("diagnose", source, run=run_part(result), data=data_part(splits, source, result.model),
+    return new_document("diagnose", source, run=_run_against_a_constant(result, splits), data=data_part(splits, source, result.model),
                         **_gradient_parts(monitor, diagnosis, result.config))
 
 

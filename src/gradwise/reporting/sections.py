@@ -19,6 +19,7 @@ def run_section(document: dict[str, Any]) -> Section | None:
     if not run:
         return None
     stop = f"{run.get('epochs_run')} epochs, {run.get('updates')} updates, {run.get('seconds', 0):.1f}s; {run.get('stop_reason')}"
+    stop += "".join(f". Warning: {w}" for w in run.get("warnings") or [])
     tables = [metrics_table(run), config_table(run.get("config") or {})]
     return Section("Run", stop, run_figures(run), tables)
 
