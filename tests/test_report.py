@@ -145,6 +145,11 @@ def test_the_page_says_when_the_model_is_no_better_than_a_constant(tmp_path):
     assert noise["constant_baseline"]["test"]["rmse"] > 0 and len(noise["warnings"]) == 1
     assert "Warning: the model is no better than always predicting" in (tmp_path / "noise" / REPORT_NAME).read_text()
     assert "no better than always predicting" not in (tmp_path / "iris" / REPORT_NAME).read_text()
+    tuned = invoke("tune", "--data", str(tmp_path / "noise.csv"), "--trials", "2", "--cv", "0", "--ensemble", "1", "--population", "off", "--epochs", "20", "--out", tmp_path / "tune")
+    assert tuned.exit_code == 0, tuned.output
+    final = json.loads((tmp_path / "tune" / DOCUMENT_NAME).read_text())["tune"]["result"]["final"]
+    assert final["test"]["rmse"] >= final["constant_baseline"]["rmse"], final  # pure noise: no model beats the mean
+    assert f"Final model: {final['warning']}"[:60] in (tmp_path / "tune" / REPORT_NAME).read_text()  # before the escaped apostrophe
 
 
 def test_no_report_writes_no_page_but_plots_still_come(tmp_path):

@@ -102,6 +102,9 @@ def tune_section(document: dict[str, Any], study: Any) -> Section | None:
     value = best.get("value")
     shown = f"{value:.4g}" if isinstance(value, float) else "-"
     intro = f"study {result.get('study', '')}: best validation {result.get('metric')} {shown} (trial {best.get('trial')})"
+    warning = (result.get("final") or {}).get("warning")
+    if warning:
+        intro += f". Final model: {warning}"
     return Section("Tuning", intro, tune_figures(study, result), tables)
 
 
