@@ -162,6 +162,11 @@ def test_batch_norm_members_that_join_and_survive_compaction(iris):
 
     results = trainer.run(prune, refill=refill)
     assert widths[:3] == [2, 2, 3]  # the pruned member compacted away after epoch 1, one joining after epoch 2
+    hidden = [trainer.members[m].config.hidden for m in trainer.ids]
+    for i in range(trainer.net.depth - 1):  # padded units: gamma, beta and weights still exactly 0
+        for slot, h in enumerate(hidden):
+            assert not trainer.net.gammas[i][slot, 0, h:].any() and not trainer.net.betas[i][slot, 0, h:].any()
+            assert not trainer.net.weights[i][slot, :, h:].any()
     for member, got in list(zip(first + later, results))[1:]:
         want = fit(member.config, member.splits)
         torch.testing.assert_close(torch.tensor([r.val_loss for r in got.history]), torch.tensor([r.val_loss for r in want.history]), **LOSS_TOL)
