@@ -128,6 +128,10 @@ class StackedMLP:
             offset += 2 * width
         return weights, biases, gammas, betas
 
+    def _all_views(self, buffer: Tensor) -> list[Tensor]:
+        """Every parameter's view, in the order ``params`` lists them (weights, biases, gammas, betas)."""
+        return [view for kind in self._views(buffer) for view in kind]
+
     def _stat_views(self, stats: Tensor) -> tuple[list[Tensor], list[Tensor]]:
         """Each normalized layer's running mean and running variance ([K, H] views of ``stats``)."""
         means, variances, offset = [], [], 0
@@ -141,7 +145,7 @@ class StackedMLP:
         """Leaf tensors whose data and .grad are the buffers' views (autograd adds into them in
         place): of every member, or of the members at ``rows``."""
         params = []
-        for data, grad in zip([t for ts in self._views(self.flat[rows]) for t in ts], [t for ts in self._views(self.grad[rows]) for t in ts]):
+        for data, grad in zip(self._all_views(self.flat[rows]), self._all_views(self.grad[rows])):
             p = nn.Parameter(torch.empty(0, device=data.device))
             p.data, p.grad = data, grad
             params.append(p)
