@@ -48,7 +48,8 @@ def member_configs(base: TrainConfig, lrs=(0.01, 0.003, 0.03)) -> list[TrainConf
     return [base.replace(lr=lr, seed=i) for i, lr in enumerate(lrs)]
 
 
-def assert_same_training(members: list[Member]):
+def assert_same_training(members: list[Member], noisy: tuple[str, ...] = ()):
+    """``noisy``: state_dict keys compared only to NOISE_TOL (see BN_OPTIMIZERS)."""
     results = PopulationTrainer(members).run()
     for member, got in zip(members, results):
         want = fit(member.config, member.splits)
@@ -57,8 +58,8 @@ def assert_same_training(members: list[Member]):
         assert got.updates == want.updates
         torch.testing.assert_close(torch.tensor([r.train_loss for r in got.history]), torch.tensor([r.train_loss for r in want.history]), **LOSS_TOL)
         torch.testing.assert_close(torch.tensor([r.val_loss for r in got.history]), torch.tensor([r.val_loss for r in want.history]), **LOSS_TOL)
-        for a, b in zip(got.model.net.state_dict().values(), want.model.net.state_dict().values()):
-            torch.testing.assert_close(a, b, **WEIGHT_TOL)
+        for (key, a), b in zip(got.model.net.state_dict().items(), want.model.net.state_dict().values()):
+            torch.testing.assert_close(a, b, **(NOISE_TOL if key in noisy else WEIGHT_TOL))
     return results
 
 
@@ -79,6 +80,113 @@ def test_member_k_trains_what_fit_trains(iris, optimizer, variant):
     base = TrainConfig(layers=2, hidden=8, batch_size=VARIANTS[variant], epochs=epochs, patience=None, device="cpu", **OPTIMIZERS[optimizer])
     folds = row_sets(iris, 3)  # three members, three different row sets of unequal size
     assert_same_training([Member(c, f) for c, f in zip(member_configs(base), folds)])
+
+
+# Under batch norm a Linear layer's bias has a zero gradient up to float32 rounding (the batch
+# mean subtracts it), and Adam divides that ~1e-9 noise by its own size: with eps 1e-8 the bias
+# takes steps of about lr in directions the rounding picks, in fit as here, so the two runs'
+# biases (and running means) drift apart by 1e-2. A larger eps keeps those steps small, and
+# those biases (values of ~1e-4 made of rounding) are compared to NOISE_TOL.
+NOISE_TOL = {"rtol": 0.0, "atol": 1e-3}
+BN_OPTIMIZERS = {"gd": OPTIMIZERS["gd"], "momentum": OPTIMIZERS["momentum"], "adam": dict(optimizer="adam", eps=1e-3)}
+BN_VARIANTS = {"full": "full", "mini_batch": 8}
+
+
+def bn_folds(splits):
+    """Three row sets of 25, 27 and 26 rows: with batches of 8 the first ends on a 1-row batch,
+    which fit skips under batch norm, and the sets' lengths differ, so batches carry padding rows."""
+    folds = row_sets(splits, 3)
+    first = folds[0].train
+    folds[0] = replace(folds[0], train=Part(first.X[:25], first.y[:25]))
+    return folds
+
+
+def biases_before_batch_norm(member: Member) -> tuple[str, ...]:
+    """state_dict keys of the Linear biases that a BatchNorm1d follows."""
+    from gradwise.models.mlp import build_mlp
+
+    config = member.config
+    modules = list(build_mlp(1, 1, config.layers, 2, batch_norm=config.batch_norm, dropout=config.dropout).named_children())
+    return tuple(f"{name}.bias" for (name, m), (_, after) in zip(modules, modules[1:])
+                 if isinstance(m, torch.nn.Linear) and isinstance(after, torch.nn.BatchNorm1d))
+
+
+def assert_same_batch_norm_training(members: list[Member]):
+    """The contract, plus what batch norm adds: running statistics and eval-mode predictions."""
+    results = assert_same_training(members, biases_before_batch_norm(members[0]) if members[0].config.optimizer == "adam" else ())
+    for member, got in zip(members, results):
+        want = fit(member.config, member.splits)
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            got_stats = [t for key, t in got.model.net.state_dict().items() if key.endswith(name)]
+            want_stats = [t for key, t in want.model.net.state_dict().items() if key.endswith(name)]
+            assert len(got_stats) == member.config.layers
+            for a, b in zip(got_stats, want_stats):
+                torch.testing.assert_close(a, b, **WEIGHT_TOL)
+        X = member.splits.test.X
+        torch.testing.assert_close(torch.as_tensor(got.model.predict_array(X)), torch.as_tensor(want.model.predict_array(X)), **WEIGHT_TOL)
+    return results
+
+
+@pytest.mark.parametrize("optimizer,variant", [(o, v) for o in BN_OPTIMIZERS for v in BN_VARIANTS])
+def test_batch_norm_members_train_what_fit_trains(iris, optimizer, variant):
+    """Per-member batch statistics over real rows only, running statistics, gamma and beta,
+    members of different widths (padded units), and fit's skipped 1-row batch."""
+    base = TrainConfig(layers=2, batch_size=BN_VARIANTS[variant], epochs=6, patience=None, device="cpu", batch_norm=True,
+                       weight_decay=0.001, **BN_OPTIMIZERS[optimizer])
+    configs = [c.replace(hidden=h) for c, h in zip(member_configs(base), (8, 5, 11))]
+    members = [Member(c, f) for c, f in zip(configs, bn_folds(iris))]
+    results = assert_same_batch_norm_training(members)
+    if variant == "mini_batch":  # 25 rows in batches of 8: three updates an epoch, the 1-row batch skipped
+        assert [r.updates for r in results] == [18, 24, 24]
+
+
+def test_batch_norm_regression_with_patience_batch_sizes_and_groups(diabetes, monkeypatch):
+    """Best-weights snapshots carry the running statistics (patience restores an earlier epoch),
+    members of other batch sizes sit steps out, and groups of one member each."""
+    from gradwise.training.population import network
+
+    monkeypatch.setattr(network, "GROUP_BYTES", 1)
+    base = TrainConfig(layers=2, epochs=12, patience=2, device="cpu", batch_norm=True, clip_grad=1.0, **BN_OPTIMIZERS["adam"])
+    configs = [base.replace(hidden=h, lr=lr, seed=i, batch_size=b) for i, (h, lr, b) in enumerate([(4, 0.05, 7), (9, 0.01, 8), (6, 0.2, 5)])]
+    results = assert_same_batch_norm_training([Member(c, diabetes) for c in configs])
+    assert any(r.best_epoch is not None and r.best_epoch < len(r.history) for r in results)
+
+
+def test_batch_norm_members_that_join_and_survive_compaction(iris):
+    """extend() and select() carry gamma, beta and the running statistics."""
+    base = TrainConfig(hidden=8, batch_size=8, epochs=4, patience=None, device="cpu", lr=0.05, batch_norm=True, **BN_OPTIMIZERS["momentum"])
+    first = [Member(base.replace(seed=0), iris), Member(base.replace(seed=1, hidden=5), iris), Member(base.replace(seed=4, lr=0.02), iris)]
+    later = [Member(base.replace(seed=2, hidden=12, lr=0.02), bn_folds(iris)[0])]
+    trainer = PopulationTrainer(first, shapes=[(4, 16), (16, 16), (16, 3)])
+    widths = []
+
+    def refill(trainer):
+        widths.append(trainer.net.K)
+        if len(trainer.members) == 3 and trainer.epochs_done[1] == 2:
+            trainer.add(later)
+
+    def prune(records, trainer):
+        return {0: "pruned"} if 0 in records else {}
+
+    results = trainer.run(prune, refill=refill)
+    assert widths[:3] == [2, 2, 3]  # the pruned member compacted away after epoch 1, one joining after epoch 2
+    hidden = [trainer.members[m].config.hidden for m in trainer.ids]
+    for i in range(trainer.net.depth - 1):  # padded units: gamma, beta and weights still exactly 0
+        for slot, h in enumerate(hidden):
+            assert not trainer.net.gammas[i][slot, 0, h:].any() and not trainer.net.betas[i][slot, 0, h:].any()
+            assert not trainer.net.weights[i][slot, :, h:].any()
+    for member, got in list(zip(first + later, results))[1:]:
+        want = fit(member.config, member.splits)
+        torch.testing.assert_close(torch.tensor([r.val_loss for r in got.history]), torch.tensor([r.val_loss for r in want.history]), **LOSS_TOL)
+        for a, b in zip(got.model.net.state_dict().values(), want.model.net.state_dict().values()):
+            torch.testing.assert_close(a, b, **WEIGHT_TOL)
+
+
+def test_batch_norm_with_batches_of_one_is_left_to_fit():
+    from gradwise.training.population import can_batch
+
+    assert can_batch(TrainConfig(batch_norm=True, batch_size=1)) is not None
+    assert can_batch(TrainConfig(batch_norm=True, batch_size=8)) is None
 
 
 def test_regression_widths_decay_weight_decay_clipping_and_patience(diabetes):

@@ -10,6 +10,12 @@ sums instead of means), so losses and weights agree to float32 rounding, not bit
 With dropout the masks come from the population's own generator, so a member is a network
 ``fit`` could have trained, but not with ``fit``'s draws.
 
+With batch norm each member normalizes by its own batch's statistics over its real rows, and
+its running statistics move only in the steps it takes; a member whose batch would be one
+row sits that step out (no update, its running statistics untouched), as ``fit`` skips a
+1-row batch, so its update count is ``fit``'s too. Evaluation uses the running statistics
+(eval mode), and the best-weights snapshots and copy-out carry them with gamma and beta.
+
 Each member's loss is its own mean over its own batch rows, and the population minimizes
 their sum: a member's parameters only reach its own term, so its gradient is the one it
 would have alone, and a member whose loss is NaN or inf touches nothing but itself.
@@ -38,7 +44,7 @@ from ..loop import build_model, resolve_device
 from ..metrics import regression_metrics, target_variance
 from ..result import FitResult
 from .data import Stacked, epoch_order, flat_order, gather_rows, member_tensors, stack, take
-from .network import LAYOUT_WARNING, StackedMLP
+from .network import LAYOUT_WARNING, MemberState, StackedMLP
 from .watch import PopulationWatch
 
 # Compact the stacks once this share of their members has ended (an ended member would
@@ -73,8 +79,8 @@ def population_key(config: TrainConfig, splits: Splits | None = None) -> tuple:
 
 def can_batch(config: TrainConfig) -> str | None:
     """Why ``config`` cannot train in a population (None when it can)."""
-    if config.batch_norm:
-        return "batch norm is not batched yet"
+    if config.batch_norm and config.batch_size == 1:
+        return "batch norm needs batches of at least 2 examples"  # fit says so as it refuses
     if config.optimizer not in ("gd", "momentum", "rmsprop", "adam"):
         return f"--optimizer {config.optimizer} has no batched form"
     return None
@@ -144,7 +150,7 @@ class PopulationTrainer:
         self.schedules: list = []
         self.best_loss: list[float] = []
         self.best_epoch: list[int | None] = []
-        self.best_rows: dict[int, Tensor] = {}
+        self.best_states: dict[int, MemberState] = {}
         self.updates: list[int] = []
         self.epochs_done: list[int] = []
         self.histories: list[list[EpochRecord]] = []
@@ -165,6 +171,8 @@ class PopulationTrainer:
             if has_row_weights(m.splits):
                 # Refused rather than ignored: an unweighted loss would silently be the wrong objective.
                 raise ConfigError("a population trains unweighted rows only, and this member's splits carry row weights (Part.w); train it with gradwise.fit, which weights the loss")
+            if m.config.batch_norm and m.config.resolved_batch_size(len(m.splits.train)) == 1:
+                raise ConfigError("--batch-norm needs batches of at least 2 examples; use --batch-size 2 or more, or drop --batch-norm")
 
     def fits(self, member: Member) -> bool:
         """Whether ``member`` can join this population (same key, no wider than its padding)."""
@@ -288,7 +296,7 @@ class PopulationTrainer:
         batch_sizes = [self.batch_sizes[m] for m in self.ids]
         B = max(batch_sizes)
         counts = self.train.counts.tolist()
-        steps = [math.ceil(m / b) for m, b in zip(counts, batch_sizes)]
+        steps = [self._updates_per_epoch(m, b) for m, b in zip(counts, batch_sizes)]
         steps_t = torch.tensor(steps, device=self.device)
         order = epoch_order(self.train, batch_sizes, [self.generators[m] for m in self.ids])
         valid = self.train.valid()
@@ -307,6 +315,12 @@ class PopulationTrainer:
         for slot, member in enumerate(self.ids):
             self.updates[member] += steps[slot]
         return sums.results(self.task, [self.scales[m] for m in self.ids], [self.train_var[m] for m in self.ids])
+
+    def _updates_per_epoch(self, rows: int, batch_size: int) -> int:
+        """ceil(rows / B) batches; with batch norm a last batch of one row is skipped (as fit
+        skips it), so its member is inactive in that step."""
+        batches = math.ceil(rows / batch_size)
+        return batches - 1 if self.net.batch_norm and rows % batch_size == 1 else batches
 
     @staticmethod
     def _same_size_batch(train: Stacked, rows: Tensor, valid: Tensor, s: int, B: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -338,13 +352,15 @@ class PopulationTrainer:
         loss its own backward into the shared gradient buffer; the monitor's step takes them
         all at once, as its per-layer tensors span the population."""
         self.net.zero_grad()
+        if active is not None:  # a member sitting the step out has no rows in it (batch norm: not even a 1-row batch)
+            valid = valid & active.unsqueeze(1)
         kept = [] if (self.watch is not None and first) else None
         groups = [slice(0, self.net.K)] if kept is not None else self.net.member_groups(xb.shape[1])
         count = xb.shape[1] if full else valid.sum(dim=1)
         outs, losses = [], []
         with _layout_warning_ignored() if first else contextlib.nullcontext():
             for group in groups:
-                out = self.net.forward(xb[group], train=True, keep=kept, group=group)
+                out = self.net.forward(xb[group], train=True, keep=kept, group=group, valid=None if full else valid[group], stepping=active)
                 if kept is not None:
                     out.retain_grad()
                     kept.append(out)
@@ -396,7 +412,7 @@ class PopulationTrainer:
             elif patience is not None and record.epoch - self.best_epoch[member] >= patience:
                 ending[member] = f"early stopping: validation loss has not improved for {patience} epochs (best at epoch {self.best_epoch[member]})"
         for member in improved:
-            self.best_rows[member] = self.net.flat[self.ids.index(member)].detach().clone()
+            self.best_states[member] = self.net.member_state(self.ids.index(member))
         return ending
 
     def _end(self, ending: dict[int, str]) -> None:
@@ -406,11 +422,11 @@ class PopulationTrainer:
         for member, reason in ending.items():
             if member not in self.live:
                 continue
-            row = self.best_rows.pop(member, None)
-            if row is None:
-                row = self.net.flat[self.ids.index(member)].detach()
+            state = self.best_states.pop(member, None)
+            if state is None:
+                state = self.net.member_state(self.ids.index(member))
             model = self.models[member]
-            self.net.copy_out(row.cpu(), model.net)  # the members' own networks never left the CPU
+            self.net.copy_out(state.cpu(), model.net)  # the members' own networks never left the CPU
             self.results[member] = MemberResult(self.members[member].config, self.members[member].splits, model,
                                                 self.histories[member], reason, self.best_epoch[member], self.updates[member], now)
             if self.on_end is not None:
