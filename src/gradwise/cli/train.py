@@ -36,7 +36,7 @@ def command(out: Path | None, overwrite: bool, monitor: bool, as_json: bool, **o
     from ..models import save_bundle  # here, not at the top: --help needs no torch
     from ..reporting import render_fit
     from ..reporting.tables import stdout_console
-    from ..training.baseline import constant_baseline, no_better_than_constant
+    from ..training.baseline import against_a_constant
     from ..training import fit
 
     check_output_dir(out, overwrite)
@@ -55,8 +55,7 @@ def command(out: Path | None, overwrite: bool, monitor: bool, as_json: bool, **o
                 _remove_stale_reports(out)
         diagnosis = monitors[0].diagnose() if monitors else None
         publish(out, options, "train_document", result, splits, options["data"], monitors[0] if monitors else None, diagnosis)
-    baseline = constant_baseline(splits)
-    warning = no_better_than_constant(result.metrics.get("test", {}), baseline, len(splits.train))
+    baseline, warning = against_a_constant(result.metrics.get("test", {}), splits)
     if as_json:
         document = {**result.to_dict(), "model_path": str(out) if out else None, "constant_baseline": {"test": baseline}, "warnings": [warning] if warning else []}
         if diagnosis is not None:

@@ -21,12 +21,10 @@ def _gradient_parts(monitor: Any, diagnosis: Any, config: Any) -> dict[str, Any]
 def _run_against_a_constant(result: Any, splits: Any) -> dict[str, Any]:
     """The run, with the test score of predicting a constant and the warning when the model
     does no better (as the terminal prints it)."""
-    from ..training.baseline import constant_baseline, no_better_than_constant
+    from ..training.baseline import against_a_constant
 
-    run = run_part(result)
-    baseline = constant_baseline(splits)
-    warning = no_better_than_constant(result.metrics.get("test", {}), baseline, len(splits.train))
-    return {**run, "constant_baseline": {"test": baseline}, "warnings": [warning] if warning else []}
+    baseline, warning = against_a_constant(result.metrics.get("test", {}), splits)
+    return {**run_part(result), "constant_baseline": {"test": baseline}, "warnings": [warning] if warning else []}
 
 
 def train_document(result: Any, splits: Any, source: str, monitor: Any = None, diagnosis: Any = None) -> dict[str, Any]:

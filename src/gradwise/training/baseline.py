@@ -25,6 +25,12 @@ def constant_baseline(splits: Splits) -> dict[str, float] | None:
     return {"rmse": float(np.sqrt(np.mean((splits.test.y.astype(np.float64) - mean) ** 2)))}
 
 
+def against_a_constant(test_metrics: dict[str, float], splits: Splits) -> tuple[dict[str, float] | None, str | None]:
+    """The constant's test score and the warning when ``test_metrics`` do no better (or None)."""
+    baseline = constant_baseline(splits)
+    return baseline, no_better_than_constant(test_metrics, baseline, len(splits.train))
+
+
 def no_better_than_constant(test_metrics: dict[str, float], baseline: dict[str, float] | None, n_train: int) -> str | None:
     """A one-line warning when the model's test score does not beat the constant's."""
     if not baseline:

@@ -141,7 +141,7 @@ def retrain_best(best: dict[str, Any], splits: Any, out_dir: Path, spec: TuneSpe
     epoch bar per network on a terminal (a large table's final training takes a while).
     """
     from ..models import MeanOfNets, save_bundle
-    from ..training.baseline import constant_baseline, no_better_than_constant
+    from ..training.baseline import against_a_constant
     from ..training.loop import split_metrics
 
     config = TrainConfig.from_dict(best["config"])
@@ -160,8 +160,7 @@ def retrain_best(best: dict[str, Any], splits: Any, out_dir: Path, spec: TuneSpe
              "bundle": str(directory), "stop_reason": runs[0].stop_reason}
     if members > 1:
         final["member_test"] = [run.metrics.get("test", {}) for run in runs]
-    final["constant_baseline"] = constant_baseline(splits)
-    warning = no_better_than_constant(final["test"], final["constant_baseline"], len(splits.train))
+    final["constant_baseline"], warning = against_a_constant(final["test"], splits)
     if warning:
         final["warning"] = warning
     return final
