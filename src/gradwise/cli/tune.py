@@ -140,11 +140,21 @@ def render_result(result: Any) -> None:
         test = ", ".join(f"{k} {format_metric(k, v)}" for k, v in final["test"].items())
         members = final.get("members", 1)
         networks = f"the mean of {members} networks from different seeds, each" if members > 1 else "one network,"
-        console.print(f"final model: {final['chosen']}; {networks} trained {final['epochs']} epochs max with early stopping; test: {test}")
+        console.print(f"final model: {final['chosen']}; {networks} trained {final['epochs']} epochs max with early stopping{_time_limited(final)}; test: {test}")
         if final.get("warning"):
             console.print(f"[yellow]warning: {final['warning']}[/yellow]")
     for name, path in data["files"].items():
         console.print(f"{name}: {path}")
+
+
+def _time_limited(final: dict[str, Any]) -> str:
+    """'; stopped by its time limit ...' when the final training ran out of time."""
+    from ..tuning.final import MIN_FINAL_SECONDS
+
+    if not str(final.get("stop_reason", "")).startswith("time limit"):
+        return ""
+    return (f"; stopped by its time limit ({final['time_limit']:.0f} s: as long as the search, at least {MIN_FINAL_SECONDS:.0f} s)"
+            f" after {final['epochs_trained']} epochs, its best weights kept")
 
 
 def _short(value: Any) -> str:

@@ -16,6 +16,7 @@ Optuna unchanged.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -83,3 +84,26 @@ def dispatch(callbacks: list[Any], event: str, *args: Any) -> None:
         method = getattr(callback, event, None)
         if method is not None:
             method(*args)
+
+
+class TimeLimit:
+    """Ends training at the end of the first epoch that finishes ``seconds`` after the clock
+    started (at construction, or at ``on_train_start``): the best weights so far are kept, as
+    with early stopping. ``reached()`` asks the same clock (populations end their members by it)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.monotonic()
+
+    def on_train_start(self, state: TrainState) -> None:
+        self.started = time.monotonic()
+
+    def reached(self) -> bool:
+        return time.monotonic() - self.started >= self.seconds
+
+    def reason(self, epoch: int) -> str:
+        return f"time limit: {self.seconds:.0f} s reached after epoch {epoch}"
+
+    def on_epoch_end(self, state: TrainState, record: EpochRecord) -> None:
+        if self.reached():
+            raise StopTraining(self.reason(record.epoch))

@@ -1,16 +1,8 @@
 """What ``gradwise tune`` hands back once the search is over.
 
 - the best trial's configuration;
-- that configuration trained once more the way ``gradwise train`` trains (training rows,
-  early stopping on the validation rows, at least ``gradwise train``'s 100 epochs and
-  patience 15), evaluated once on the test split and saved as a bundle that ``gradwise
-  predict`` loads. Why not a refit on train + val for the best trial's epoch count: with
-  no validation rows left, a fixed epoch count is a guess, and on diabetes it left some
-  initializations badly under- or over-trained (one refit's test RMSE 63 where the same
-  configuration early-stopped gave 52); early stopping adapts to each run. Nor does a
-  cross-fitted ensemble (network k trained on train + val less fold k, early-stopped on fold
-  k) do better: diabetes, default configuration, split seeds 0-4, mean test RMSE 55.12
-  against 54.49 here (worse on all five), breast_cancer accuracy 0.9721 against 0.9744;
+- that configuration trained once more the way ``gradwise train`` trains, tested once and
+  saved as a bundle that ``gradwise predict`` loads (:mod:`gradwise.tuning.final`);
 - with cross-validation, the untuned defaults unless the best trial beats them fold by
   fold by more than one standard error of the paired differences (:func:`choose_final`):
   among near-ties the search's winner is mostly its luckiest draw;
@@ -34,15 +26,13 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ..config import TrainConfig
 from ..errors import GradwiseError
 from ..files import atomic_write
-from .folds import resolve_members
+from .final import MODEL_DIR, final_time_limit, retrain_best  # noqa: F401  (MODEL_DIR: part of this module's interface)
 from .runner import Counts, count_trials, failed_from_the_start
 from .space import SearchSpace, to_raw_value
 from .spec import TuneSpec
 
-MODEL_DIR = "model"
 TRIALS_CSV = "trials.csv"
 _CSV_DROP = ("user_attrs_config", "system_attrs_fixed_params")
 
@@ -131,50 +121,6 @@ def choose_final(study: optuna.Study, best: dict[str, Any]) -> tuple[dict[str, A
         return best, f"best trial (beats the untuned defaults by {mean:.4g} ± {se:.4g} over {len(gains)} folds)"
     kept = dict(best, trial=untuned.number, value=untuned.value, config=untuned.user_attrs.get("config"), params=untuned.params, stage=untuned.user_attrs.get("stage"), best_epoch=untuned.user_attrs.get("best_epoch"))
     return kept, f"untuned defaults (trial {winner.number}'s gain {mean:.4g} is within one standard error {se:.4g} over {len(gains)} folds)"
-
-
-def retrain_best(best: dict[str, Any], splits: Any, out_dir: Path, spec: TuneSpec, progress: bool = False) -> dict[str, Any]:
-    """Train the chosen configuration as ``gradwise train`` would, test it once, save the bundle.
-
-    On small tables (``--ensemble auto``) the final model is the mean of several networks of
-    that configuration, each trained from its own seed the same way. ``progress`` shows an
-    epoch bar per network on a terminal (a large table's final training takes a while).
-    """
-    from ..models import MeanOfNets, save_bundle
-    from ..training.baseline import against_a_constant
-    from ..training.loop import split_metrics
-
-    config = TrainConfig.from_dict(best["config"])
-    plain = TrainConfig()
-    patience = None if config.patience is None else max(config.patience, plain.patience or 0)
-    config = config.replace(epochs=max(config.epochs, plain.epochs), patience=patience)
-    members = resolve_members(spec.ensemble, len(splits.train) + len(splits.val))
-    runs = [_fit_member(config.replace(seed=config.seed + i), splits, i, members, progress) for i in range(members)]
-    model, metrics = runs[0].model, runs[0].metrics
-    if members > 1:
-        model.net = MeanOfNets([run.model.net for run in runs])
-        metrics = split_metrics(model, splits)
-    extra = {"tuning": {"best_trial": best["trial"], "val": best["value"], "data": spec.data, "members": members}}
-    directory = save_bundle(model, out_dir / MODEL_DIR, config, metrics=metrics, extra=extra)
-    final = {"epochs": config.epochs, "members": members, "train": metrics.get("train", {}), "test": metrics.get("test", {}),
-             "bundle": str(directory), "stop_reason": runs[0].stop_reason}
-    if members > 1:
-        final["member_test"] = [run.metrics.get("test", {}) for run in runs]
-    final["constant_baseline"], warning = against_a_constant(final["test"], splits)
-    if warning:
-        final["warning"] = warning
-    return final
-
-
-def _fit_member(config: TrainConfig, splits: Any, index: int, members: int, progress: bool) -> Any:
-    from ..training.loop import fit
-
-    if progress:
-        from rich.console import Console
-
-        which = f" (network {index + 1} of {members})" if members > 1 else ""
-        Console(stderr=True).print(f"training the final model{which}")
-    return fit(config, splits, progress=progress)
 
 
 def write_trials_csv(study: optuna.Study, path: Path) -> Path:
@@ -276,7 +222,9 @@ def _evaluate(study: optuna.Study) -> tuple[dict[str, float], str | None]:
     return {}, None
 
 
-def finalize(study: optuna.Study, spec: TuneSpec, splits: Any, out_dir: str | Path, retrain: bool = True, progress: bool = False) -> TuneResult:
+def finalize(study: optuna.Study, spec: TuneSpec, splits: Any, out_dir: str | Path, retrain: bool = True, progress: bool = False,
+             search_seconds: float | None = None) -> TuneResult:
+    """The result of a search that ran ``search_seconds`` (which bounds the final training)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     best = best_trial_summary(study)
@@ -286,7 +234,7 @@ def finalize(study: optuna.Study, spec: TuneSpec, splits: Any, out_dir: str | Pa
     result.importance = importance_table(study, spec.search_space())
     if retrain:
         chosen, why = choose_final(study, best)
-        result.final = retrain_best(chosen, splits, out_dir, spec, progress)
+        result.final = retrain_best(chosen, splits, out_dir, spec, progress, final_time_limit(search_seconds))
         result.final["chosen"] = why
         result.final["trial"] = chosen["trial"]
         result.files["model"] = result.final["bundle"]

@@ -149,12 +149,13 @@ def _run(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str, re
     embedded = not is_database_url(storage)
     if resume:  # the previous run may have died mid-trial: retry what it left RUNNING
         fail_stale_trials(study, ownerless_is_stale=embedded)
+    started = time.monotonic()
     with LiveDisplay(display, spec.metric_for(splits.task)) as live:
         if spec.workers == 1:
             run_worker(study, spec, splits, timeout=spec.timeout, on_trial=live.update)
         else:
             _run_local_workers(study, spec, storage or str(journal_path(out_dir)), out_dir, live)
-    return finalize(study, spec, splits, out_dir, retrain=retrain, progress=live.enabled)
+    return finalize(study, spec, splits, out_dir, retrain=retrain, progress=live.enabled, search_seconds=time.monotonic() - started)
 
 
 def prepare(spec: TuneSpec) -> tuple[TuneSpec, Any]:
