@@ -270,3 +270,21 @@ def test_prepare_resolves_workers_auto_and_refuses_more_than_the_machine_takes()
     with pytest.raises(ConfigError, match=rf"--workers must be 'auto' or a number of workers in \[1, {max_workers()}\]"):
         prepare(TuneSpec(data="builtin:iris", n_trials=2, timeout=None, workers=max_workers() + 1))
 
+
+
+def test_a_population_that_outlasts_the_timeout_before_any_trial_completed_ends_complete():
+    # 2,000 epochs without early stopping would take minutes; the 1 s --timeout ends the first
+    # population within an epoch of it, its trials complete (nothing else to hand back) and
+    # marked as cut, and no trial after them is started.
+    spec = TuneSpec(data="builtin:iris", n_trials=None, timeout=1.0, base={"epochs": 2000, "patience": None, "device": "cpu"},
+                    population=4, cv="auto", seed=0, monitor=False)
+    splits = load_splits(spec)
+    storage = optuna.storages.InMemoryStorage()
+    create_study(spec, storage, "s", splits.task)
+    study, spec = load_study(storage, "s", spec, worker_seed=0)
+    run_worker(study, spec, splits, timeout=1.0)
+    trials = study.get_trials()
+    cut = [t for t in trials if t.user_attrs.get("cut_by_timeout")]
+    assert cut and all(t.state == TrialState.COMPLETE and math.isfinite(t.value) for t in cut)
+    assert all(t.user_attrs["epochs_run"] < 2000 and len(t.user_attrs["fold_values"]) == 5 for t in cut)
+    assert all(t.user_attrs["stop_reason"].startswith("the --timeout ran out before any trial had completed") for t in cut)

@@ -150,7 +150,7 @@ def test_pruner_verdict_raises_trial_pruned_with_the_reason_recorded(iris):
 
 
 @pytest.mark.parametrize("cv", [False, True])
-def test_past_the_deadline_a_trial_is_cut_at_its_epoch_end_once_the_study_has_a_result(iris, cv):
+def test_past_the_deadline_a_trial_is_cut_at_its_epoch_end_complete_first_then_pruned(iris, cv):
     from gradwise.tuning.folds import make_folds
 
     folds = make_folds(iris, 3) if cv else None
@@ -159,7 +159,14 @@ def test_past_the_deadline_a_trial_is_cut_at_its_epoch_end_once_the_study_has_a_
     study = optuna.create_study(direction="maximize")
     study.optimize(objective, n_trials=2)
     first, second = study.trials
-    assert first.state == TrialState.COMPLETE and first.user_attrs["epochs_run"] == 6  # nothing to hand back yet: runs on
+    # Nothing to hand back yet: the first trial ends after its first epoch as complete, scored
+    # by that epoch (with CV, by the one fold it trained), and says why.
+    assert first.state == TrialState.COMPLETE and first.user_attrs["epochs_run"] == 1
+    assert first.user_attrs["cut_by_timeout"] == 1
+    assert first.user_attrs["stop_reason"].startswith("the --timeout ran out before any trial had completed")
+    assert 0 <= first.value <= 1
+    if cv:
+        assert len(first.user_attrs["fold_values"]) == 1
     assert second.state == TrialState.PRUNED
     assert second.user_attrs["prune_reason"] == "the --timeout ran out in epoch 1 of this trial"
 

@@ -36,7 +36,7 @@ from optuna.trial import TrialState
 
 from ..errors import ConfigError
 from .interrupts import raise_pending
-from .objective import METRICS, FATAL_FINDINGS, epoch_metric, mean_curve_best, memory_reason
+from .objective import METRICS, FATAL_FINDINGS, cut_first, epoch_metric, mean_curve_best, memory_reason
 from .space import to_raw_value
 from .storage import RetryStaleTrial, heartbeat
 
@@ -307,6 +307,8 @@ class PopulationObjective:
             if reason is not None:
                 run.prune_reason = reason
                 ending.update({m: f"pruned: {reason}" for m in run.members})
+            elif (cut := self._cut_first(run, records)) is not None:
+                ending.update({m: cut for m in run.members})
         return ending
 
     def _judge(self, run: TrialRun, records: dict[int, Any], trainer: Any) -> str | None:
@@ -332,6 +334,14 @@ class PopulationObjective:
         if deadline is not None and time.monotonic() >= deadline and _has_complete(run.trial):
             return f"the --timeout ran out in epoch {epoch} of this trial"
         return None
+
+    def _cut_first(self, run: TrialRun, records: dict[int, Any]) -> str | None:
+        """The stop reason that ends ``run`` unpruned when the --timeout has run out before any
+        trial completed (see objective.Deadline), or None."""
+        deadline = self.objective.deadline
+        if deadline is None or time.monotonic() < deadline or _has_complete(run.trial):
+            return None
+        return cut_first(run.trial, next(records[m].epoch for m in run.members if m in records))
 
     def _mean_value(self, run: TrialRun, trainer: Any, epoch: int) -> float:
         """The folds' mean validation metric at ``epoch``; a fold that already stopped keeps its last value."""
