@@ -12,6 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from gradwise.tuning import open_storage
@@ -134,6 +135,46 @@ def test_workers_option_runs_local_worker_processes_on_the_journal(tmp_path, cli
     assert sorted(p.name for p in (out / "logs").iterdir()) == ["worker-0.log", "worker-1.log"]
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
     assert os.path.isdir(out / "model")
+
+
+def test_batch_norm_flag_trains_every_trial_and_the_final_model_with_batch_norm(tmp_path, cli):
+    from gradwise import load_bundle
+
+    # Worker processes train the trials (in populations): the flag must reach them through
+    # the study, since a worker's command line carries no training options.
+    out = tmp_path / "run"
+    result = cli("tune", "--data", "builtin:iris", "--batch-norm", "--trials", 4, "--workers", 2, "--population", 2, "--space", _space(tmp_path, 3), "--out", out, "--cv", 0, "--ensemble", 1, "--json")
+    assert result.code == 0, result.stderr
+    trials = _study(out).trials
+    assert len(trials) == 4 and all(t.user_attrs["config"]["batch_norm"] is True for t in trials)
+    model, _ = load_bundle(out / "model")
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+
+
+BN_SPACES = {
+    "searched": '[params.batch_norm]\ntype = "categorical"\nchoices = [true, false]\n',
+    "fixed off": "[fixed]\nbatch_norm = false\n",
+    "pinned off": "[params.batch_norm]\nvalue = false\n",
+}
+
+
+@pytest.mark.parametrize("name", BN_SPACES)
+def test_batch_norm_flag_that_the_space_file_contradicts_is_one_line_and_exit_2(tmp_path, cli, name):
+    space = tmp_path / "space.toml"
+    space.write_text(BN_SPACES[name])
+    result = cli("tune", "--data", "builtin:iris", "--batch-norm", "--trials", 1, "--space", space, "--out", tmp_path / "run")
+    assert result.code == 2 and result.stderr.count("\n") == 1 and "--space" in result.stderr and "batch_norm" in result.stderr, result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("text", ["[fixed]\nbatch_norm = true\n", "[fixed]\nepochs = 3\n"])
+def test_batch_norm_flag_agrees_with_a_space_file_that_fixes_the_same_or_nothing(tmp_path, text):
+    from gradwise.cli.tune import check_switch_against_space
+    from gradwise.tuning import load_space
+
+    space = tmp_path / "space.toml"
+    space.write_text(text)
+    check_switch_against_space("batch_norm", True, load_space(space))  # no error
 
 
 @pytest.mark.slow

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then lay
 @click.option("--patience", type=int, default=10, show_default=True, help="Early stopping per trial; 0 disables it.")
 @click.option("--activation", default=None, help="Hidden activation for every trial (default relu).")
 @click.option("--normalize", default=None, help="Input normalization for every trial: minmax, standard or none (default minmax).")
+@click.option("--batch-norm/--no-batch-norm", "batch_norm", default=None, help="Batch normalization after each hidden Linear layer, in every trial and the final model (default: off, or what the --space file says; a file that says otherwise is refused).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output directory: study journal, trials.csv, model/. Default: runs/tune-<data>.")
 @click.option("--storage", default=None, envvar=STORAGE_ENV, show_envvar=True, help=f"postgresql://user@host/db (or any SQLAlchemy URL) to share the study across machines. Read from {STORAGE_ENV} when not given, so a password need not appear in the process list (`ps`); --storage wins over it.")
@@ -90,8 +92,10 @@ def spec_from_options(options: dict[str, Any], resume: bool = False):
     if options["n_trials"] is None and options["timeout"] is None and not resume:
         options["timeout"] = 120.0
     base = {"epochs": options["epochs"], "patience": options["patience"] or None, "device": options["device"]}
-    base.update({k: options[k] for k in ("activation", "normalize") if options[k] is not None})
+    base.update({k: options[k] for k in ("activation", "normalize", "batch_norm") if options[k] is not None})
     space = load_space(options["space_file"], options["family"])
+    if options["batch_norm"] is not None:
+        check_switch_against_space("batch_norm", options["batch_norm"], space)
     return TuneSpec(
         data=options["data"], target=options["target"], task=options["task"], split=parse_split(options["split"]),
         split_seed=options["seed"], drop_invalid=options["drop_invalid"], space=space.to_dict(), base=base,
@@ -101,6 +105,23 @@ def spec_from_options(options: dict[str, Any], resume: bool = False):
         timeout=options["timeout"], workers=options["workers"], seed=options["seed"], monitor=not options["no_monitor"],
         cv=_cv(options["cv"]), ensemble=_cv(options["ensemble"]), population=_cv(options["population"]),
     )
+
+
+def check_switch_against_space(name: str, value: bool, space: Any) -> None:
+    """Refuse an on/off flag (--batch-norm/--no-batch-norm) that a --space file contradicts.
+
+    Why not let one win: the space's values replace the options every trial shares
+    (TuneSpec.base_config), so the flag would be dropped without a word, and nothing says
+    which of the two the user meant. A file that agrees with the flag is fine."""
+    from ..errors import ConfigError
+
+    flag = f"--{'' if value else 'no-'}{name.replace('_', '-')}"
+    param = space.params.get(name)
+    if param is not None and param.enabled:
+        raise ConfigError(f"{flag} fixes {name} for every trial, but the --space file searches params.{name}; drop the flag or that parameter")
+    fixed = space.fixed.get(name, param.default if param is not None else value)
+    if fixed != value:
+        raise ConfigError(f"{flag} contradicts the --space file, which fixes {name} = {json.dumps(fixed)}; drop one of the two")
 
 
 def _cv(value: str) -> Any:
