@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -62,7 +63,6 @@ def command(as_json: bool, out: Path | None, storage: str | None, study_name: st
     """
     from ..tuning import tune
     from ..tuning.session import EarlierRunRestored, default_study_name
-    from ..tuning.storage import _redact
 
     spec = spec_from_options(options, resume)
     out = out or Path("runs") / default_study_name(spec).replace("gradwise-", "tune-", 1)
@@ -73,16 +73,57 @@ def command(as_json: bool, out: Path | None, storage: str | None, study_name: st
     except EarlierRunRestored:
         click.echo(f"gradwise: interrupted; the earlier run in {out} is back as it was, and this run left nothing there", err=True)
         sys.exit(130)
-    except KeyboardInterrupt:
-        shown = _redact(storage) if storage else None  # the password stays off the terminal and logs
-        given = shown if click.get_current_context().get_parameter_source("storage") != click.core.ParameterSource.ENVIRONMENT else None
-        click.echo(f"gradwise: interrupted; finished trials are kept in {shown or out} (listed in {out / 'trials.csv'}). Continue with: gradwise tune --out {out}{' --storage ' + given if given else ''} --resume", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as stop:
+        interrupted(stop, out, storage, study_name, options)
     publish(out, options, "tune_document", result, options["data"], storage, out)
     if as_json:
         emit_json(result.to_dict())
         return
     render_result(result)
+
+
+def interrupted(stop: KeyboardInterrupt, out: Path, storage: str | None, study_name: str | None, options: dict[str, Any]) -> NoReturn:
+    """After a Ctrl-C: the report of the search so far, when trials finished (the library
+    raised TuneInterrupted, having listed them in trials.csv), then how to continue."""
+    from ..tuning import TuneInterrupted
+    from ..tuning.storage import _redact
+
+    shown = _redact(storage) if storage else None  # the password stays off the terminal and logs
+    given = shown if click.get_current_context().get_parameter_source("storage") != click.core.ParameterSource.ENVIRONMENT else None
+    resume = resume_command(out, given, study_name, options["data"])
+    if isinstance(stop, TuneInterrupted):
+        report_so_far(stop, out, storage, options, resume)
+    click.echo(f"gradwise: interrupted; finished trials are kept in {shown or out} (listed in {out / 'trials.csv'}). Continue with: {resume}", err=True)
+    sys.exit(130)
+
+
+def resume_command(out: Path, storage: str | None, study_name: str | None, data: str) -> str:
+    """The command that continues this study. --data only where it names the study: the
+    default study name comes from it, and a resume reads everything else from the study."""
+    from ..data.defaults import DEFAULT_SOURCE
+
+    words = ["gradwise", "tune", "--out", str(out)]
+    if study_name:
+        words += ["--study", study_name]
+    elif data != DEFAULT_SOURCE:
+        words += ["--data", data]
+    if storage:
+        words += ["--storage", storage]
+    return shlex.join([*words, "--resume"])
+
+
+def report_so_far(stop: Any, out: Path, storage: str | None, options: dict[str, Any], resume: str) -> None:
+    """report.html and report.json of the interrupted search (each written whole or not at
+    all). Neither a second Ctrl-C nor a report that cannot be written may hide the way on."""
+    from ..errors import GradwiseError
+    from ..tuning import interim_result
+
+    try:
+        publish(out, options, "tune_document", interim_result(stop.study, stop.spec, out), options["data"], storage, out, resume)
+    except KeyboardInterrupt:
+        click.echo("gradwise: interrupted again; no report of the search so far was written", err=True)
+    except GradwiseError as error:
+        click.echo(f"gradwise: note: no report of the search so far: {error}", err=True)
 
 
 def spec_from_options(options: dict[str, Any], resume: bool = False):
