@@ -122,7 +122,7 @@ def report_so_far(stop: Any, out: Path, storage: str | None, options: dict[str, 
         publish(out, options, "tune_document", interim_result(stop.study, stop.spec, out), options["data"], storage, out, resume)
     except KeyboardInterrupt:
         click.echo("gradwise: interrupted again; no report of the search so far was written", err=True)
-    except GradwiseError as error:
+    except (GradwiseError, OSError) as error:  # a foreign report.html, a full disk: the study itself is safe
         click.echo(f"gradwise: note: no report of the search so far: {error}", err=True)
 
 
