@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
 from gradwise.tuning import open_storage
@@ -124,6 +127,50 @@ def test_interrupted_tune_resumes_the_same_study_keeping_every_finished_trial(tm
     assert retry[0].params == cut[0].params
 
 
+def test_interrupted_tune_reports_the_trials_so_far_marked_interrupted_with_a_resume_command_that_works(tmp_path, cli):
+    out = tmp_path / "run"
+    process = _tune("--trials", 50, "--space", _space(tmp_path, 10), "--out", out, "--cv", 0, "--population", "off", "--workers", 1, "--ensemble", 1, "--json")
+    _wait_for_finished(out, 2, process, mid_trial=False)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    resume = stderr.rsplit("Continue with: ", 1)[1].strip()
+    assert f"report: {out / 'report.html'}" in stderr and "--data builtin:iris" in resume  # the study's name comes from --data
+    document = json.loads((out / "report.json").read_text())
+    assert document["title"].endswith("(interrupted)") and document["tune"]["interrupted"] == {"resume": resume}
+    with open(out / "trials.csv", newline="") as listed:
+        finished = sum(row["state"] in ("COMPLETE", "PRUNED") for row in csv.DictReader(listed))
+    counts = document["tune"]["result"]["trials"]
+    assert counts["complete"] + counts["pruned"] == finished >= 2 and document["tune"]["result"]["final"] == {}
+    page = (out / "report.html").read_text()
+    assert "Interrupted: the search so far" in page and f"Continue it with: {resume}" in page and 'id="figure-0"' in page
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+    # The command the report gives continues the study; its end replaces the interim report.
+    resumed = cli(*shlex.split(resume)[1:], "--trials", finished + 1, "--json")
+    assert resumed.code == 0, resumed.stderr
+    document = json.loads((out / "report.json").read_text())
+    assert "interrupted" not in document["tune"] and not document["title"].endswith("(interrupted)")
+    assert "Interrupted: the search so far" not in (out / "report.html").read_text()
+
+
+def test_tune_interrupted_before_any_trial_finished_writes_no_report(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from gradwise.cli import main
+    from gradwise.tuning import session
+
+    def interrupted(*args, **kwargs):  # Ctrl-C before the first trial ends
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(session, "run_worker", interrupted)
+    out = tmp_path / "run"
+    args = ["tune", "--data", "builtin:iris", "--trials", "2", "--out", str(out), "--cv", "0", "--population", "off", "--workers", "1"]
+    result = CliRunner().invoke(main, args, env={"GRADWISE_STORAGE": None}, catch_exceptions=False)
+    assert result.exit_code == 130 and "Continue with: gradwise tune" in result.stderr and "report:" not in result.stderr
+    names = {p.name for p in out.iterdir()}
+    assert "study.journal" in names and not names & {"report.html", "report.json", "trials.csv"}, names  # the study stays for --resume
+
+
 def test_workers_option_runs_local_worker_processes_on_the_journal(tmp_path, cli):
     out = tmp_path / "run"
     result = cli("tune", "--data", "builtin:iris", "--trials", 4, "--workers", 2, "--space", _space(tmp_path, 3), "--out", out, "--cv", 0, "--json")
@@ -134,6 +181,46 @@ def test_workers_option_runs_local_worker_processes_on_the_journal(tmp_path, cli
     assert sorted(p.name for p in (out / "logs").iterdir()) == ["worker-0.log", "worker-1.log"]
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
     assert os.path.isdir(out / "model")
+
+
+def test_batch_norm_flag_trains_every_trial_and_the_final_model_with_batch_norm(tmp_path, cli):
+    from gradwise import load_bundle
+
+    # Worker processes train the trials (in populations): the flag must reach them through
+    # the study, since a worker's command line carries no training options.
+    out = tmp_path / "run"
+    result = cli("tune", "--data", "builtin:iris", "--batch-norm", "--trials", 4, "--workers", 2, "--population", 2, "--space", _space(tmp_path, 3), "--out", out, "--cv", 0, "--ensemble", 1, "--json")
+    assert result.code == 0, result.stderr
+    trials = _study(out).trials
+    assert len(trials) == 4 and all(t.user_attrs["config"]["batch_norm"] is True for t in trials)
+    model, _ = load_bundle(out / "model")
+    assert any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules())
+
+
+BN_SPACES = {
+    "searched": '[params.batch_norm]\ntype = "categorical"\nchoices = [true, false]\n',
+    "fixed off": "[fixed]\nbatch_norm = false\n",
+    "pinned off": "[params.batch_norm]\nvalue = false\n",
+}
+
+
+@pytest.mark.parametrize("name", BN_SPACES)
+def test_batch_norm_flag_that_the_space_file_contradicts_is_one_line_and_exit_2(tmp_path, cli, name):
+    space = tmp_path / "space.toml"
+    space.write_text(BN_SPACES[name])
+    result = cli("tune", "--data", "builtin:iris", "--batch-norm", "--trials", 1, "--space", space, "--out", tmp_path / "run")
+    assert result.code == 2 and result.stderr.count("\n") == 1 and "--space" in result.stderr and "batch_norm" in result.stderr, result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("text", ["[fixed]\nbatch_norm = true\n", "[fixed]\nepochs = 3\n"])
+def test_batch_norm_flag_agrees_with_a_space_file_that_fixes_the_same_or_nothing(tmp_path, text):
+    from gradwise.cli.tune import check_switch_against_space
+    from gradwise.tuning import load_space
+
+    space = tmp_path / "space.toml"
+    space.write_text(text)
+    check_switch_against_space("batch_norm", True, load_space(space))  # no error
 
 
 @pytest.mark.slow

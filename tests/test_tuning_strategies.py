@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from gradwise import TrainConfig, load_table, split_table
 from gradwise.tuning import Budget, Objective, default_space, make_pruner, make_sampler, staged_plan
 from gradwise.tuning.space import SearchSpace
-from gradwise.tuning.strategies import MEDIUM_NARROW_FACTOR, NARROW_FACTOR, STAGE_SHARES, STAGE_TRIALS, joint_plan, stage_at
+from gradwise.tuning.strategies import MEDIUM_NARROW_FACTOR, NARROW_FACTOR, STAGE_SHARES, STAGE_TRIALS, joint_plan, stage_at, stage_by_trials
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -90,6 +90,36 @@ def test_a_stage_ends_after_its_trial_cap_per_parameter_before_its_share():
     for name in ("beta", "hidden", "batch_size"):
         data["params"][name]["enabled"] = False
     assert stages(SearchSpace.from_dict(data), STAGE_TRIALS + 3) == [0] * STAGE_TRIALS + [2] * 3  # nothing to open
+
+
+def test_a_trial_cut_and_retried_counts_once_toward_its_stage_cap():
+    """The copy of a cut trial inherits its ``stage``; the failed original must not count too,
+    or each Ctrl-C or lost worker would end a stage one trial early."""
+    from gradwise.tuning.storage import RetryStaleTrial
+
+    space = default_space("adam")  # the high stage opens α alone: a cap of STAGE_TRIALS trials
+    study = optuna.create_study(direction="maximize")
+
+    def run(state):
+        trial = study.ask()
+        trial.set_user_attr("stage", 0)
+        if state == TrialState.FAIL:  # cut, as run_one handles a Ctrl-C: failed, then queued again
+            study.tell(trial, state=TrialState.FAIL)
+            RetryStaleTrial()(study, study._storage.get_trial(trial._trial_id))
+        else:
+            study.tell(trial, 1.0)
+        return trial
+
+    for _ in range(STAGE_TRIALS - 2):
+        run(TrialState.COMPLETE)
+    run(TrialState.FAIL)
+    retry = run(TrialState.FAIL)  # the queued copy is asked next, and cut as well
+    assert study.trials[retry.number].system_attrs["retry_history"] == [STAGE_TRIALS - 2]
+    assert stage_by_trials(study, space) == 0  # 38 complete and one trial still to be run
+    run(TrialState.COMPLETE)  # the second copy finishes it
+    assert stage_by_trials(study, space) == 0
+    run(TrialState.COMPLETE)
+    assert stage_by_trials(study, space) == 1
 
 
 def _searched(trial):

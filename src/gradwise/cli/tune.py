@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -33,6 +35,7 @@ STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then lay
 @click.option("--patience", type=int, default=10, show_default=True, help="Early stopping per trial; 0 disables it.")
 @click.option("--activation", default=None, help="Hidden activation for every trial (default relu).")
 @click.option("--normalize", default=None, help="Input normalization for every trial: minmax, standard or none (default minmax).")
+@click.option("--batch-norm/--no-batch-norm", "batch_norm", default=None, help="Batch normalization after each hidden Linear layer, in every trial and the final model (default: off, or what the --space file says; a file that says otherwise is refused).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or auto.")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output directory: study journal, trials.csv, model/. Default: runs/tune-<data>.")
 @click.option("--storage", default=None, envvar=STORAGE_ENV, show_envvar=True, help=f"postgresql://user@host/db (or any SQLAlchemy URL) to share the study across machines. Read from {STORAGE_ENV} when not given, so a password need not appear in the process list (`ps`); --storage wins over it.")
@@ -60,7 +63,6 @@ def command(as_json: bool, out: Path | None, storage: str | None, study_name: st
     """
     from ..tuning import tune
     from ..tuning.session import EarlierRunRestored, default_study_name
-    from ..tuning.storage import _redact
 
     spec = spec_from_options(options, resume)
     out = out or Path("runs") / default_study_name(spec).replace("gradwise-", "tune-", 1)
@@ -71,16 +73,57 @@ def command(as_json: bool, out: Path | None, storage: str | None, study_name: st
     except EarlierRunRestored:
         click.echo(f"gradwise: interrupted; the earlier run in {out} is back as it was, and this run left nothing there", err=True)
         sys.exit(130)
-    except KeyboardInterrupt:
-        shown = _redact(storage) if storage else None  # the password stays off the terminal and logs
-        given = shown if click.get_current_context().get_parameter_source("storage") != click.core.ParameterSource.ENVIRONMENT else None
-        click.echo(f"gradwise: interrupted; finished trials are kept in {shown or out} (listed in {out / 'trials.csv'}). Continue with: gradwise tune --out {out}{' --storage ' + given if given else ''} --resume", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as stop:
+        interrupted(stop, out, storage, study_name, options)
     publish(out, options, "tune_document", result, options["data"], storage, out)
     if as_json:
         emit_json(result.to_dict())
         return
     render_result(result)
+
+
+def interrupted(stop: KeyboardInterrupt, out: Path, storage: str | None, study_name: str | None, options: dict[str, Any]) -> NoReturn:
+    """After a Ctrl-C: the report of the search so far, when trials finished (the library
+    raised TuneInterrupted, having listed them in trials.csv), then how to continue."""
+    from ..tuning import TuneInterrupted
+    from ..tuning.storage import _redact
+
+    shown = _redact(storage) if storage else None  # the password stays off the terminal and logs
+    given = shown if click.get_current_context().get_parameter_source("storage") != click.core.ParameterSource.ENVIRONMENT else None
+    resume = resume_command(out, given, study_name, options["data"])
+    if isinstance(stop, TuneInterrupted):
+        report_so_far(stop, out, storage, options, resume)
+    click.echo(f"gradwise: interrupted; finished trials are kept in {shown or out} (listed in {out / 'trials.csv'}). Continue with: {resume}", err=True)
+    sys.exit(130)
+
+
+def resume_command(out: Path, storage: str | None, study_name: str | None, data: str) -> str:
+    """The command that continues this study. --data only where it names the study: the
+    default study name comes from it, and a resume reads everything else from the study."""
+    from ..data.defaults import DEFAULT_SOURCE
+
+    words = ["gradwise", "tune", "--out", str(out)]
+    if study_name:
+        words += ["--study", study_name]
+    elif data != DEFAULT_SOURCE:
+        words += ["--data", data]
+    if storage:
+        words += ["--storage", storage]
+    return shlex.join([*words, "--resume"])
+
+
+def report_so_far(stop: Any, out: Path, storage: str | None, options: dict[str, Any], resume: str) -> None:
+    """report.html and report.json of the interrupted search (each written whole or not at
+    all). Neither a second Ctrl-C nor a report that cannot be written may hide the way on."""
+    from ..errors import GradwiseError
+    from ..tuning import interim_result
+
+    try:
+        publish(out, options, "tune_document", interim_result(stop.study, stop.spec, out), options["data"], storage, out, resume)
+    except KeyboardInterrupt:
+        click.echo("gradwise: interrupted again; no report of the search so far was written", err=True)
+    except (GradwiseError, OSError) as error:  # a foreign report.html, a full disk: the study itself is safe
+        click.echo(f"gradwise: note: no report of the search so far: {error}", err=True)
 
 
 def spec_from_options(options: dict[str, Any], resume: bool = False):
@@ -90,8 +133,10 @@ def spec_from_options(options: dict[str, Any], resume: bool = False):
     if options["n_trials"] is None and options["timeout"] is None and not resume:
         options["timeout"] = 120.0
     base = {"epochs": options["epochs"], "patience": options["patience"] or None, "device": options["device"]}
-    base.update({k: options[k] for k in ("activation", "normalize") if options[k] is not None})
+    base.update({k: options[k] for k in ("activation", "normalize", "batch_norm") if options[k] is not None})
     space = load_space(options["space_file"], options["family"])
+    if options["batch_norm"] is not None:
+        check_switch_against_space("batch_norm", options["batch_norm"], space)
     return TuneSpec(
         data=options["data"], target=options["target"], task=options["task"], split=parse_split(options["split"]),
         split_seed=options["seed"], drop_invalid=options["drop_invalid"], space=space.to_dict(), base=base,
@@ -101,6 +146,23 @@ def spec_from_options(options: dict[str, Any], resume: bool = False):
         timeout=options["timeout"], workers=options["workers"], seed=options["seed"], monitor=not options["no_monitor"],
         cv=_cv(options["cv"]), ensemble=_cv(options["ensemble"]), population=_cv(options["population"]),
     )
+
+
+def check_switch_against_space(name: str, value: bool, space: Any) -> None:
+    """Refuse an on/off flag (--batch-norm/--no-batch-norm) that a --space file contradicts.
+
+    Why not let one win: the space's values replace the options every trial shares
+    (TuneSpec.base_config), so the flag would be dropped without a word, and nothing says
+    which of the two the user meant. A file that agrees with the flag is fine."""
+    from ..errors import ConfigError
+
+    flag = f"--{'' if value else 'no-'}{name.replace('_', '-')}"
+    param = space.params.get(name)
+    if param is not None and param.enabled:
+        raise ConfigError(f"{flag} fixes {name} for every trial, but the --space file searches params.{name}; drop the flag or that parameter")
+    fixed = space.fixed.get(name, param.default if param is not None else value)
+    if fixed != value:
+        raise ConfigError(f"{flag} contradicts the --space file, which fixes {name} = {json.dumps(fixed)}; drop one of the two")
 
 
 def _cv(value: str) -> Any:

@@ -60,11 +60,17 @@ def storage_reference(storage: str | None, out_dir: Path) -> str:
     return str(Path(storage).resolve())
 
 
-def tune_document(result: Any, source: str, storage: str | None, out_dir: Path) -> tuple[dict[str, Any], Any]:
-    """``gradwise tune``: the result, and the study (its trials stay in the study's storage)."""
+def tune_document(result: Any, source: str, storage: str | None, out_dir: Path, resume: str | None = None) -> tuple[dict[str, Any], Any]:
+    """``gradwise tune``: the result, and the study (its trials stay in the study's storage).
+
+    ``resume``: the search was interrupted, and this command continues it; the document is
+    then the search so far (no final model), and says so in its title."""
     from .api import open_study
 
     summary = result.to_dict()
-    document = new_document("tune", summary["study"], tune={"result": summary, "study": summary["study"], "storage": storage_reference(storage, out_dir)},
-                            data={"source": source})
+    tune = {"result": summary, "study": summary["study"], "storage": storage_reference(storage, out_dir)}
+    if resume is not None:
+        tune["interrupted"] = {"resume": resume}
+    title = summary["study"] + (" (interrupted)" if resume is not None else "")
+    document = new_document("tune", title, tune=tune, data={"source": source})
     return document, open_study(document, Path(out_dir), storage)

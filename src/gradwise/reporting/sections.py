@@ -99,13 +99,25 @@ def tune_section(document: dict[str, Any], study: Any) -> Section | None:
     tables = [trials_table(study), importance_table(result.get("importance") or [])]
     if best.get("config"):
         tables.append(TableBlock(f"Best configuration (trial {best.get('trial')})", ["option", "value"], [[k, v] for k, v in best["config"].items()]))
+    return Section("Tuning", tune_intro(tune), tune_figures(study, result), tables)
+
+
+def tune_intro(tune: dict[str, Any]) -> str:
+    """The best trial, the final model's warning, and for an interrupted search what the page
+    shows and the command that continues it."""
+    result = tune.get("result") or {}
+    best = result.get("best") or {}
     value = best.get("value")
     shown = f"{value:.4g}" if isinstance(value, float) else "-"
-    intro = f"study {result.get('study', '')}: best validation {result.get('metric')} {shown} (trial {best.get('trial')})"
+    intro = f"study {result.get('study', '')}: " + (f"best validation {result.get('metric')} {shown} (trial {best.get('trial')})" if best else "no trial has completed yet")
     warning = (result.get("final") or {}).get("warning")
     if warning:
         intro += f". Final model: {warning}"
-    return Section("Tuning", intro, tune_figures(study, result), tables)
+    interrupted = tune.get("interrupted")
+    if interrupted:  # the command goes last, so no full stop sticks to it when it is copied
+        intro = (f"Interrupted: the search so far (the trials that finished before the Ctrl-C), with no final model yet. "
+                 f"{intro}. Continue it with: {interrupted.get('resume')}")
+    return intro
 
 
 def build_sections(document: dict[str, Any], study: Any = None) -> list[Section]:

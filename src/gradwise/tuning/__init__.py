@@ -12,9 +12,9 @@
 
 from .folds import make_folds, resolve_folds
 from .objective import METRICS, Objective, PruningCallback, mean_curve_best
-from .result import TuneResult, choose_final, finalize, importance_table
+from .result import TuneResult, choose_final, finalize, importance_table, interim_result
 from .runner import Counts, count_trials, run_worker
-from .session import tune
+from .session import TuneInterrupted, tune
 from .space import TIERS, Param, SearchSpace, default_space
 from .space_file import load_space
 from .spec import TuneSpec, build_objective, load_splits
@@ -32,6 +32,7 @@ __all__ = [
     "Param",
     "PruningCallback",
     "SearchSpace",
+    "TuneInterrupted",
     "TuneResult",
     "TuneSpec",
     "build_objective",
@@ -41,6 +42,7 @@ __all__ = [
     "fail_stale_trials",
     "finalize",
     "importance_table",
+    "interim_result",
     "load_space",
     "load_splits",
     "make_folds",

@@ -222,6 +222,26 @@ def _evaluate(study: optuna.Study) -> tuple[dict[str, float], str | None]:
     return {}, None
 
 
+def interim_result(study: optuna.Study, spec: TuneSpec, out_dir: str | Path) -> TuneResult:
+    """The search so far, without a final model: what an interrupted tune reports. Its best
+    is empty while no trial has completed (all finished ones were pruned)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    best = best_trial_summary(study) if complete else {}
+    result = TuneResult(study.study_name, metric_of(study, spec), study.direction.name.lower(), count_trials(study), best, untuned_value(study))
+    result.files["trials_csv"] = str(Path(out_dir) / TRIALS_CSV)
+    result.importance = importance_table(study, spec.search_space())
+    return result
+
+
+def metric_of(study: optuna.Study, spec: TuneSpec) -> str:
+    """The study's metric without its table: the spec's, else the task's default, which the
+    study's direction tells apart (accuracy is maximized, RMSE minimized)."""
+    from .objective import DEFAULT_METRIC, METRICS
+
+    direction = study.direction.name.lower()
+    return spec.metric or next(m for m in DEFAULT_METRIC.values() if METRICS[m] == direction)
+
+
 def finalize(study: optuna.Study, spec: TuneSpec, splits: Any, out_dir: str | Path, retrain: bool = True, progress: bool = False,
              search_seconds: float | None = None) -> TuneResult:
     """The result of a search that ran ``search_seconds`` (which bounds the final training)."""

@@ -28,7 +28,7 @@ from ..budget import AVAILABLE_SHARE, available_memory, max_workers
 from .interrupts import raise_pending, sticky_interrupts
 from .populations import ASK_SECONDS
 from .spec import SPEC_ATTR, TuneSpec, build_objective, load_splits, read_spec
-from .storage import RetryStaleTrial, WORKER_ATTR, budget_lock, fail_stale_trials, heartbeat, storage_journal, worker_id
+from .storage import RetryStaleTrial, WORKER_ATTR, budget_lock, fail_stale_trials, heartbeat, retried_numbers, storage_journal, worker_id
 from .strategies import make_pruner, make_sampler, untuned_params
 
 POLL_SECONDS = 0.5
@@ -61,8 +61,7 @@ def count_trials(study: optuna.Study) -> Counts:
     counts = Counts()
     names = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed", TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}
     trials = study.get_trials(deepcopy=False)
-    # A retry's copy lists every trial of its series that was cut (Optuna's retry_history).
-    retried = {number for t in trials for number in t.system_attrs.get("retry_history", ())}
+    retried = retried_numbers(trials)
     for trial in trials:
         name = "retried" if trial.state == TrialState.FAIL and trial.number in retried else names.get(trial.state)
         if name:

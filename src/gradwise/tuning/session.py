@@ -109,6 +109,17 @@ class EarlierRunRestored(KeyboardInterrupt):
     """``tune --overwrite`` was interrupted: the earlier run is back in ``out_dir`` as it was."""
 
 
+class TuneInterrupted(KeyboardInterrupt):
+    """A Ctrl-C once some trials had finished: trials.csv lists them, and ``study`` (with its
+    ``spec``) holds them, for a report of the search so far
+    (:func:`~gradwise.tuning.result.interim_result`). Never raised when the run was replacing
+    an earlier one: that run is put back instead (:class:`EarlierRunRestored`)."""
+
+    def __init__(self, study: optuna.Study, spec: TuneSpec) -> None:
+        super().__init__()
+        self.study, self.spec = study, spec
+
+
 def _session(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str, resume: bool, heartbeat_interval: int, splits: Any, display: bool | None, retrain: bool, replacing: bool, fresh: bool) -> TuneResult:
     """Open the study and run it; a failure removes the study this call created if no trial
     of it completed (an interrupt too, when the run was replacing an earlier one: otherwise
@@ -122,21 +133,26 @@ def _session(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str
         if created and (replacing or isinstance(error, Exception)):
             before.undo(backend, study_name)
         elif isinstance(error, KeyboardInterrupt) and not replacing and backend is not None:
-            _list_finished_trials(backend, study_name, out_dir)
+            study = _list_finished_trials(backend, study_name, out_dir)
+            if study is not None:
+                raise TuneInterrupted(study, spec) from error
         raise
 
 
-def _list_finished_trials(backend: Any, study_name: str, out_dir: Path) -> None:
+def _list_finished_trials(backend: Any, study_name: str, out_dir: Path) -> optuna.Study | None:
     """After a Ctrl-C, trials.csv lists what the study holds so far, so the user can see what
     was found without resuming; --resume rewrites it at the end. (Not when the run was
     replacing an earlier one: that run is put back as it was.) Written atomically, so a
-    second Ctrl-C leaves the old file or none, never half a file."""
+    second Ctrl-C leaves the old file or none, never half a file. Returns the study when it
+    has finished trials (and trials.csv was written), else None."""
     try:
         study = optuna.load_study(study_name=study_name, storage=backend)
     except KeyError:  # interrupted before the study existed
-        return
-    if count_trials(study).finished:
-        write_trials_csv(study, out_dir / TRIALS_CSV)
+        return None
+    if not count_trials(study).finished:
+        return None
+    write_trials_csv(study, out_dir / TRIALS_CSV)
+    return study
 
 
 def _run(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str, resume: bool, backend: Any, created: bool, splits: Any, display: bool | None, retrain: bool) -> TuneResult:

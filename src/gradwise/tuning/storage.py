@@ -87,6 +87,15 @@ class RetryStaleTrial:
         self._retry(study, trial)
 
 
+def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of the trials that were cut (Ctrl-C, a lost worker) and run again.
+
+    A retry's copy lists every trial of its series that was cut before it (Optuna's
+    ``retry_history`` system attr), so each such trial is one attempt that a later copy
+    took over: counting both would count one trial twice."""
+    return {number for t in trials for number in t.system_attrs.get("retry_history", ())}
+
+
 class FlockLock:
     """A journal lock the kernel releases when its process dies.
 

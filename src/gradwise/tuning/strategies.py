@@ -46,6 +46,7 @@ import optuna
 from optuna.trial import TrialState
 
 from .space import SearchSpace
+from .storage import retried_numbers
 
 STRATEGIES = ("staged", "joint", "random")
 PRUNERS = ("hyperband", "halving", "median", "none")
@@ -124,12 +125,15 @@ def stage_by_trials(study: optuna.Study, space: SearchSpace, exclude: int | None
     """The first stage that has not yet run :data:`STAGE_TRIALS` trials per parameter it opens.
 
     A stage that opens no parameter (a --space that searches nothing of its tier) is
-    passed at once.
+    passed at once. A trial cut and run again counts once: its copy inherits its ``stage``,
+    and the failed original is left out (:func:`~gradwise.tuning.storage.retried_numbers`).
     """
+    trials = study.get_trials(deepcopy=False)
+    taken_over = retried_numbers(trials)
     counts = [0] * len(STAGES)
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         stage = t.user_attrs.get("stage")
-        if stage is not None and t.number != exclude:
+        if stage is not None and t.number != exclude and t.number not in taken_over:
             counts[stage] += 1
     for index, tiers in enumerate(STAGES[:-1]):
         if counts[index] < STAGE_TRIALS * len(space.searched(tiers)):
