@@ -227,3 +227,14 @@ def test_plots_under_a_file_is_refused_before_training(tmp_path):
     (tmp_path / "file").write_text("")
     done = invoke("diagnose", "--data", "builtin:iris", "--plots", tmp_path / "file" / "png")
     assert done.exit_code == 2 and "is a file" in done.output
+
+
+def test_the_baseline_figure_of_an_interrupted_search_has_no_final_model_bar():
+    from gradwise.reporting.figures.tune import baseline_figure
+
+    searched = {"metric": "accuracy", "untuned_val": 0.9, "best": {"value": 0.95}}
+    interrupted = baseline_figure(searched)
+    assert list(interrupted.figure.data[0].x) == ["untuned defaults (validation)", "best trial (validation)"]
+    assert "interrupted" in interrupted.caption
+    done = baseline_figure({**searched, "final": {"test": {"accuracy": 0.93}, "chosen": "best trial"}})
+    assert list(done.figure.data[0].x)[-1] == "final model (test)" and done.figure.data[0].y[-1] == 0.93

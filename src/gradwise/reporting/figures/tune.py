@@ -103,12 +103,15 @@ def baseline_figure(result: dict[str, Any]) -> Figure:
     metric = result.get("metric", "value")
     final = result.get("final") or {}
     bars = [("untuned defaults (validation)", result.get("untuned_val")), ("best trial (validation)", (result.get("best") or {}).get("value"))]
-    bars.append(("final model (test)", (final.get("test") or {}).get(metric)))
+    if final:  # an interrupted search has none: no empty bar for it
+        bars.append(("final model (test)", (final.get("test") or {}).get(metric)))
     figure = new_figure(f"Untuned baseline against the tuned model ({metric})", "", metric)
-    figure.add_bar(x=[b[0] for b in bars], y=[b[1] for b in bars], marker_color=["#7f8c8d", "#4a6fa5", "#27ae60"],
+    figure.add_bar(x=[b[0] for b in bars], y=[b[1] for b in bars], marker_color=["#7f8c8d", "#4a6fa5", "#27ae60"][: len(bars)],
                    text=[f"{b[1]:.4g}" if isinstance(b[1], float) else "-" for b in bars], textposition="outside")
-    return Figure("tune_baseline", figure, f"The untuned defaults and the best trial on the validation rows (with --cv, the mean over "
-                  f"folds); the final model on the test rows, measured once. Final: {final.get('chosen', '-')}.")
+    about = (f"the final model on the test rows, measured once. Final: {final.get('chosen', '-')}." if final
+             else "no final model yet: the search was interrupted (--resume trains it).")
+    return Figure("tune_baseline", figure, "The untuned defaults and the best trial on the validation rows (with --cv, the mean over "
+                  f"folds); {about}")
 
 
 def tune_figures(study: optuna.Study, result: dict[str, Any]) -> list[Figure]:
