@@ -65,7 +65,9 @@ def test_console_script_and_help(cli):
     assert result.code == 0
     for name in ("train", "predict", "tune", "diagnose", "compare", "chain", "worker"):
         assert name in result.stdout
-    assert "--batch-size" in cli("train", "--help").stdout
+    train_help = cli("train", "--help").stdout
+    assert "--batch-size" in train_help and "--weight-column" in train_help
+    assert "--weight-column" in cli("tune", "--help").stdout
 
 
 def test_categorical_features_train_and_predict_from_csv(cli, tmp_path):
@@ -153,3 +155,79 @@ def test_the_lazy_packages_resolve_every_public_name_to_what_its_module_defines(
         for name in package.__all__:
             assert not isinstance(getattr(package, name), types.ModuleType), name
     assert optim.adam is adam_module.adam and optim.gd is gd and data.Splits is Splits
+
+
+def _weighted_csv(path, zero_rows: int = 0, zero_weight: float = 0.0):
+    """80 rows of a learnable label with weights in [0.5, 2); then ``zero_rows`` rows whose
+    label is flipped, of weight ``zero_weight``."""
+    import numpy as np
+
+    def rows(n, rng):
+        x1, x2 = rng.normal(size=n), rng.normal(size=n)
+        return pd.DataFrame({"x1": x1, "x2": x2, "w": rng.uniform(0.5, 2.0, size=n), "label": np.where(x1 - x2 > 0, "yes", "no")})
+
+    frame = rows(80, np.random.default_rng(0))
+    if zero_rows:
+        flipped = rows(zero_rows, np.random.default_rng(1))
+        flipped["label"] = np.where(flipped["label"] == "yes", "no", "yes")
+        frame = pd.concat([frame, flipped.assign(w=zero_weight)], ignore_index=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _train_weighted(cli, data, *extra):
+    result = cli("train", "--data", data, "--target", "label", "--weight-column", "w", "--batch-size", "full", "--epochs", 25,
+                 "--lr", 0.05, "--patience", 0, "--no-report", "--json", *extra)
+    assert result.code == 0, result.stderr
+    return result.json()
+
+
+def test_train_weight_0_rows_with_flipped_labels_change_nothing(cli, tmp_path):
+    """Rows of weight 0 train as if they were not in the table (same split of the others,
+    same encoders and normalizers, no loss): the run equals one on the table without them;
+    given weight 1 instead, the same flipped rows change the run."""
+    import numpy as np
+
+    without = _train_weighted(cli, _weighted_csv(tmp_path / "without.csv"))
+    zeros = _train_weighted(cli, _weighted_csv(tmp_path / "zeros.csv", zero_rows=30))
+    ones = _train_weighted(cli, _weighted_csv(tmp_path / "ones.csv", zero_rows=30, zero_weight=1.0))
+    def losses(document, key):
+        return np.array([epoch[key] for epoch in document["history"]])
+
+    for key in ("train_loss", "val_loss"):
+        np.testing.assert_allclose(losses(zeros, key), losses(without, key), rtol=1e-4)
+    for split in ("train", "val", "test"):
+        assert zeros["metrics"][split] == pytest.approx(without["metrics"][split], rel=1e-4)
+    assert not np.allclose(losses(ones, "train_loss"), losses(without, "train_loss"), rtol=1e-2)
+
+
+def test_train_reports_the_weighted_test_score(cli, tmp_path):
+    """The test accuracy and the constant baseline are weighted by the column, as the loss is."""
+    import numpy as np
+
+    from gradwise import load_table, split_table
+    from gradwise.models.bundle import load_bundle
+
+    data = _weighted_csv(tmp_path / "t.csv", zero_rows=30, zero_weight=0.25)  # flipped rows: the model errs on some test rows
+    document = _train_weighted(cli, data, "--out", tmp_path / "model")
+    splits = split_table(load_table(data, target="label", weight="w"), seed=0)
+    predicted = load_bundle(tmp_path / "model")[0].predict_array(splits.test.X)
+    hits = predicted == splits.test.y
+    assert document["metrics"]["test"]["accuracy"] == pytest.approx(np.average(hits, weights=splits.test.w), rel=1e-5)
+    assert not np.isclose(np.average(hits, weights=splits.test.w), hits.mean())  # the weights move this score
+    majority = np.bincount(splits.train.y, weights=splits.train.w).argmax()
+    assert document["constant_baseline"]["test"]["accuracy"] == pytest.approx(np.average(splits.test.y == majority, weights=splits.test.w))
+
+
+@pytest.mark.parametrize("command,column,bad_weight,message", [
+    ("tune", "W", None, "weight column 'W' not found; did you mean 'w'?"),
+    ("train", "w", -2.0, "weight column 'w' has 1 negative values (first at row 3: -2.0); row weights must be finite numbers >= 0"),
+])
+def test_a_bad_weight_column_is_one_line_and_exit_2(cli, tmp_path, command, column, bad_weight, message):
+    frame = pd.read_csv(_weighted_csv(tmp_path / "t.csv"))
+    if bad_weight is not None:
+        frame.loc[2, "w"] = bad_weight
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    result = cli(command, "--data", tmp_path / "t.csv", "--target", "label", "--weight-column", column, "--out", tmp_path / "out")
+    assert result.code == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"gradwise: error: {message}")

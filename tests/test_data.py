@@ -148,3 +148,90 @@ def test_a_mistyped_target_column_is_named_back_as_the_near_miss(tmp_path):
             load_table(path, target=typed)
     with pytest.raises(DataError, match="not found; the columns are: Name, Miles_per_Gallon, Weight$"):
         load_table(path, target="price")
+
+
+def weighted_table(path, zero_rows: int = 0, flip: bool = True):
+    """60 rows of two float features, a string and a label, weights in [0.5, 2); then
+    ``zero_rows`` more rows of weight 0 whose labels are flipped (when ``flip``) and whose
+    colour, 'green', no other row has."""
+    def rows(n, rng):
+        x1, x2 = rng.normal(size=n), rng.normal(size=n)
+        label = np.where(x1 + 0.5 * x2 > 0, "yes", "no")
+        return pd.DataFrame({"x1": x1, "x2": x2, "colour": ["red", "blue"] * (n // 2) + ["red"] * (n % 2), "w": rng.uniform(0.5, 2.0, size=n), "label": label})
+
+    frame = rows(60, np.random.default_rng(0))
+    if zero_rows:
+        extra = rows(zero_rows, np.random.default_rng(1)).assign(w=0.0, colour="green")
+        if flip:
+            extra["label"] = np.where(extra["label"] == "yes", "no", "yes")
+        frame = pd.concat([frame, extra], ignore_index=True)
+    frame.to_csv(path, index=False)
+    return frame
+
+
+def test_a_weight_column_leaves_the_features_and_weights_every_split(tmp_path):
+    frame = weighted_table(tmp_path / "t.csv")
+    table = load_table(tmp_path / "t.csv", target="label", weight="w")
+    assert "w" not in table.features.columns and table.target_names == ["label"]
+    np.testing.assert_array_equal(table.weights, frame["w"].to_numpy())
+    splits = split_table(table, seed=0)
+    for name in ("train", "val", "test"):
+        part, rows = getattr(splits, name), getattr(splits.rows, name)  # rows: the table's row numbers
+        assert part.w.dtype == np.float32
+        np.testing.assert_array_equal(part.w, frame["w"].to_numpy(np.float32)[rows])
+    assert load_table(tmp_path / "t.csv", target="label").weights is None  # without the option, w is a feature
+    assert "w" in load_table(tmp_path / "t.csv", target="label").features.columns
+
+
+def test_weight_0_rows_always_train_and_the_rest_split_as_without_them(tmp_path):
+    """Weight-0 rows are never held out, do not move the split of the others, and add no
+    category level to the encoder (the 'green' only they have)."""
+    weighted_table(tmp_path / "with.csv", zero_rows=12)
+    weighted_table(tmp_path / "without.csv")
+    with_zeros = split_table(load_table(tmp_path / "with.csv", target="label", weight="w"), seed=3)
+    without = split_table(load_table(tmp_path / "without.csv", target="label", weight="w"), seed=3)
+    assert (with_zeros.val.w > 0).all() and (with_zeros.test.w > 0).all()
+    assert (with_zeros.train.w == 0).sum() == 12
+    for name in ("val", "test"):
+        np.testing.assert_array_equal(getattr(with_zeros, name).X, getattr(without, name).X)
+        np.testing.assert_array_equal(getattr(with_zeros, name).w, getattr(without, name).w)
+    positive = with_zeros.train.w > 0
+    np.testing.assert_array_equal(with_zeros.train.X[positive], without.train.X)
+    assert with_zeros.n_features == without.n_features  # no 'green' one-hot column
+
+
+@pytest.mark.parametrize("cell,message", [
+    (-1.0, r"weight column 'w' has 1 negative values \(first at row 4: -1.0\); row weights must be finite numbers >= 0"),
+    ("heavy", r"weight column 'w' has 1 non-numeric values \(first at row 4: 'heavy'\)"),
+    (None, r"weight column 'w' has 1 missing values \(first at row 4\)"),
+    ("inf", r"weight column 'w' has 1 infinite values \(first at row 4: inf\)"),
+])
+def test_bad_weights_name_the_column_the_count_and_the_first_row(tmp_path, cell, message):
+    frame = weighted_table(tmp_path / "t.csv")
+    frame["w"] = frame["w"].astype(object)
+    frame.loc[3, "w"] = cell
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(DataError, match=message):
+        load_table(tmp_path / "bad.csv", target="label", weight="w")
+
+
+def test_weight_columns_that_cannot_weigh_are_refused(tmp_path):
+    frame = weighted_table(tmp_path / "t.csv")
+    with pytest.raises(DataError, match=r"weight column 'W' not found; did you mean 'w'\?"):
+        load_table(tmp_path / "t.csv", target="label", weight="W")
+    with pytest.raises(DataError, match="cannot be both the target and the weight column"):
+        load_table(tmp_path / "t.csv", target="w", weight="w")
+    frame.assign(w=0.0).to_csv(tmp_path / "zero.csv", index=False)
+    with pytest.raises(DataError, match="weight column 'w' is 0 on every row"):
+        load_table(tmp_path / "zero.csv", target="label", weight="w")
+
+
+def test_weights_follow_their_rows_when_rows_are_dropped(tmp_path):
+    """Rows without a target (and, under --missing drop, with gaps) leave with their weights."""
+    frame = weighted_table(tmp_path / "t.csv")
+    frame.loc[[2, 5], "label"] = None
+    frame.loc[9, "x1"] = None
+    frame.to_csv(tmp_path / "gaps.csv", index=False)
+    with pytest.warns(UserWarning, match="dropped"):
+        table = load_table(tmp_path / "gaps.csv", target="label", weight="w", missing="drop")
+    np.testing.assert_array_equal(table.weights, frame["w"].drop(index=[2, 5, 9]).to_numpy())

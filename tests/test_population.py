@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -339,16 +340,100 @@ def test_fatal_rules_on_a_members_measures():
     assert not diverging([1.0, 0.5, 0.9])
 
 
-def with_row_weights(splits):
-    return replace(splits, train=Part(splits.train.X, splits.train.y, torch.rand(len(splits.train)).numpy()))
+def weighted(splits, seed: int, zeros: float = 0.3):
+    """The splits with row weights on train and val: a share ``zeros`` of 0s, the rest in (0.05, 3)."""
+    rng = np.random.default_rng(seed)
+
+    def part(p):
+        w = rng.uniform(0.05, 3.0, len(p)).astype(np.float32)
+        w[rng.random(len(p)) < zeros] = 0.0
+        return Part(p.X, p.y, w)
+
+    return replace(splits, train=part(splits.train), val=part(splits.val))
 
 
-def test_a_population_refuses_weighted_rows_rather_than_ignoring_them(iris):
-    from gradwise.errors import ConfigError
+def assert_same_metrics(members: list[Member], results):
+    """Each epoch's weighted train and validation metrics (accuracy, RMSE, R²) are fit's."""
+    for member, got in zip(members, results):
+        want = fit(member.config, member.splits)
+        for a, b in zip(got.history, want.history):
+            assert a.train_metrics.keys() == b.train_metrics.keys() and a.val_metrics.keys() == b.val_metrics.keys()
+            for key in a.train_metrics:
+                assert a.train_metrics[key] == pytest.approx(b.train_metrics[key], rel=1e-4, abs=1e-5)
+            for key in a.val_metrics:
+                assert a.val_metrics[key] == pytest.approx(b.val_metrics[key], rel=1e-4, abs=1e-5)
 
-    base = TrainConfig(hidden=8, batch_size=8, epochs=2, patience=None, device="cpu", lr=0.01)
-    with pytest.raises(ConfigError, match="row weights"):
-        PopulationTrainer([Member(base, with_row_weights(iris))])
-    trainer = PopulationTrainer([Member(base, iris)])
-    with pytest.raises(ConfigError, match="row weights"):
-        trainer.add([Member(base.replace(seed=1), with_row_weights(iris))])
+
+def unweighted_updates(member: Member, epochs: int) -> int:
+    """The updates an unweighted run of ``epochs`` epochs takes: one per batch."""
+    return epochs * math.ceil(len(member.splits.train) / member.config.resolved_batch_size(len(member.splits.train)))
+
+
+WEIGHTED_OPTIMIZERS = ("gd", "momentum", "adam")
+
+
+@pytest.mark.parametrize("optimizer,variant", [(o, v) for o in WEIGHTED_OPTIMIZERS for v in VARIANTS])
+def test_weighted_members_train_what_fit_trains(iris, optimizer, variant):
+    """Each batch's loss is sum(w·loss)/sum(w) over the member's real rows, the validation loss
+    and metrics weighted as fit weights them; a batch of only weight-0 rows (batches of one
+    here: every weight-0 row) makes no update, so the update counts are fit's."""
+    epochs = 2 if variant == "stochastic" else 6
+    base = TrainConfig(layers=2, hidden=8, batch_size=VARIANTS[variant], epochs=epochs, patience=None, device="cpu", **OPTIMIZERS[optimizer])
+    folds = [weighted(f, seed=k) for k, f in enumerate(row_sets(iris, 3))]
+    members = [Member(c, f) for c, f in zip(member_configs(base), folds)]
+    results = assert_same_training(members)
+    assert_same_metrics(members, results)
+    if variant == "stochastic":
+        assert all(r.updates < unweighted_updates(m, epochs) for m, r in zip(members, results))
+
+
+def test_weighted_regression_with_batch_sizes_patience_and_weightless_batches(diabetes):
+    """Members of other batch sizes (each batch laid out per member), early stopping on the
+    weighted validation loss, weighted RMSE and R², and batches of only weight-0 rows sat out."""
+    base = TrainConfig(layers=2, hidden=8, epochs=10, patience=2, device="cpu", optimizer="adam", lr=0.02)
+    configs = [base.replace(batch_size=b, seed=i) for i, b in enumerate((3, 4, 7))]
+    members = [Member(c, weighted(diabetes, seed=10 + i, zeros=0.6)) for i, c in enumerate(configs)]
+    results = assert_same_training(members)
+    assert_same_metrics(members, results)
+    assert any(r.updates < unweighted_updates(m, len(r.history)) for m, r in zip(members, results))
+
+
+def test_weighted_and_unweighted_members_share_a_population(iris):
+    """An unweighted member among weighted ones counts each row once; a weighted member joins a
+    population that started unweighted, and the stacks compact with the weights in them."""
+    base = TrainConfig(hidden=8, batch_size=4, epochs=4, patience=None, device="cpu", optimizer="momentum", beta=0.8, lr=0.02)
+    first = [Member(base.replace(seed=0), iris), Member(base.replace(seed=1), iris), Member(base.replace(seed=2), iris)]
+    later = [Member(base.replace(seed=3), weighted(iris, seed=3, zeros=0.5)), Member(base.replace(seed=4, epochs=3), iris)]
+    trainer = PopulationTrainer(first, shapes=[(4, 8), (8, 8), (8, 3)])
+    assert trainer.train.w is None  # no member weighted: the unweighted path, no weights stacked
+
+    stacks = []
+
+    def refill(trainer):
+        stacks.append((trainer.net.K, trainer.train.w is not None))
+        if len(trainer.members) == 3 and trainer.epochs_done[0] == 1:
+            trainer.add(later)
+
+    def prune(records, trainer):
+        return {m: "pruned" for m in (0, 1) if m in records and records[m].epoch == 2}
+
+    results = trainer.run(prune, refill=refill)
+    assert stacks[:3] == [(3, False), (3, True), (3, True)]  # 5 members after the join, 2 pruned: compacted, weights kept
+    kept = [m for i, m in enumerate(first + later) if i not in (0, 1)]
+    for member, got in zip(kept, [results[i] for i in (2, 3, 4)]):
+        want = fit(member.config, member.splits)
+        assert got.updates == want.updates
+        torch.testing.assert_close(torch.tensor([r.train_loss for r in got.history]), torch.tensor([r.train_loss for r in want.history]), **LOSS_TOL)
+        torch.testing.assert_close(torch.tensor([r.val_loss for r in got.history]), torch.tensor([r.val_loss for r in want.history]), **LOSS_TOL)
+        for a, b in zip(got.model.net.state_dict().values(), want.model.net.state_dict().values()):
+            torch.testing.assert_close(a, b, **WEIGHT_TOL)
+
+
+def test_weighted_batch_norm_members_train_what_fit_trains(iris):
+    """Batch statistics stay over all real rows (fit's BatchNorm1d sees weight-0 rows too), and a
+    weightless batch leaves the running statistics untouched, as fit never runs it."""
+    base = TrainConfig(layers=2, hidden=8, batch_size=4, epochs=3, patience=None, device="cpu", batch_norm=True, **BN_OPTIMIZERS["momentum"])
+    folds = [weighted(f, seed=20 + k, zeros=0.7) for k, f in enumerate(bn_folds(iris))]
+    members = [Member(c, f) for c, f in zip(member_configs(base), folds)]
+    results = assert_same_batch_norm_training(members)
+    assert all(r.updates < unweighted_updates(m, 3) for m, r in zip(members, results))

@@ -271,7 +271,6 @@ def test_prepare_resolves_workers_auto_and_refuses_more_than_the_machine_takes()
         prepare(TuneSpec(data="builtin:iris", n_trials=2, timeout=None, workers=max_workers() + 1))
 
 
-
 def test_a_population_that_outlasts_the_timeout_before_any_trial_completed_ends_complete():
     # 2,000 epochs without early stopping would take minutes; the 1 s --timeout ends the first
     # population within an epoch of it, its trials complete (nothing else to hand back) and
@@ -288,3 +287,32 @@ def test_a_population_that_outlasts_the_timeout_before_any_trial_completed_ends_
     assert cut and all(t.state == TrialState.COMPLETE and math.isfinite(t.value) for t in cut)
     assert all(t.user_attrs["epochs_run"] < 2000 and len(t.user_attrs["fold_values"]) == 5 for t in cut)
     assert all(t.user_attrs["stop_reason"].startswith("the --timeout ran out before any trial had completed") for t in cut)
+
+
+def test_a_weighted_study_stores_its_weight_column_and_its_population_trials_train(tmp_path):
+    """Workers load the table from the spec in the study, so the weight column travels there;
+    cross-validated trials then train their weighted folds in populations (before, every
+    population refused weighted splits and every trial failed)."""
+    import pandas as pd
+
+    from gradwise.tuning.spec import build_objective, read_spec
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=120)
+    path = tmp_path / "weighted.csv"
+    pd.DataFrame({"x": x, "z": rng.normal(size=120), "w": np.where(np.arange(120) % 4 == 0, 0.0, rng.uniform(0.5, 2, 120)),
+                  "y": np.where(x > 0, "a", "b")}).to_csv(path, index=False)
+    spec = TuneSpec(data=str(path), target="y", weight_column="w", n_trials=8, timeout=None, base={"epochs": 3, "device": "cpu"}, population=4, cv=3, seed=0)
+    storage = optuna.storages.InMemoryStorage()
+    splits = load_splits(spec)
+    create_study(spec, storage, "s", splits.task)
+    stored = read_spec(optuna.load_study(study_name="s", storage=storage))
+    assert stored.weight_column == "w"
+    worker_splits = load_splits(stored)  # what a `gradwise worker` on another machine trains on
+    assert worker_splits.n_features == 2  # x and z: the weights are no feature
+    assert all(part.w is not None for part in (worker_splits.train, worker_splits.val, worker_splits.test))
+    assert all(fold.train.w is not None for fold in build_objective(stored, worker_splits).folds)
+    study, stored = load_study(storage, "s", stored, worker_seed=0)
+    run_worker(study, stored, worker_splits)
+    states = [t.state for t in study.trials]
+    assert len(states) == 8 and TrialState.FAIL not in states and TrialState.COMPLETE in states

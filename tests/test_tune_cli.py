@@ -269,3 +269,30 @@ def test_the_live_line_counts_trials_by_state_and_names_the_metric():
     line = status_line(study, time.monotonic(), "accuracy")
     # a failed trial is retried, so it is not among those done
     assert line.startswith("trials done 3 (complete 2, pruned 1), failed 1, running 0 | best validation accuracy 0.9500 (trial 1) | ")
+
+
+def test_tune_weight_column_weights_the_study_and_the_final_test_score(tmp_path, cli):
+    """The weight column travels in the study's spec (workers load the table from it), and the
+    final model's reported test accuracy is the weighted one."""
+    import numpy as np
+    import pandas as pd
+
+    from gradwise import load_table, split_table
+    from gradwise.models.bundle import load_bundle
+    from gradwise.tuning.spec import read_spec
+
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.normal(size=120), rng.normal(size=120)
+    noisy = np.where(rng.random(120) < 0.2, x2, x1)  # some labels the features cannot explain: test errors
+    data = tmp_path / "weighted.csv"
+    pd.DataFrame({"x1": x1, "x2": x2, "w": rng.uniform(0.2, 3.0, 120), "label": np.where(noisy > 0, "a", "b")}).to_csv(data, index=False)
+    out = tmp_path / "run"
+    result = cli("tune", "--data", data, "--target", "label", "--weight-column", "w", "--trials", 3, "--space", _space(tmp_path, 3),
+                 "--ensemble", 1, "--workers", 1, "--no-report", "--out", out, "--json")
+    assert result.code == 0, result.stderr
+    document = result.json()
+    assert read_spec(_study(out)).weight_column == "w"
+    splits = split_table(load_table(data, target="label", weight="w"), seed=0)
+    hits = load_bundle(document["files"]["model"])[0].predict_array(splits.test.X) == splits.test.y
+    assert document["final"]["test"]["accuracy"] == pytest.approx(np.average(hits, weights=splits.test.w), rel=1e-5)
+    assert not np.isclose(np.average(hits, weights=splits.test.w), hits.mean())

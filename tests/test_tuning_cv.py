@@ -132,3 +132,33 @@ def test_final_model_keeps_the_defaults_unless_the_best_trial_beats_them_beyond_
     clear = _cv_study([50.0, 60.0, 55.0, 52.0, 58.0], [48.0, 57.0, 53.5, 50.0, 56.0])  # every fold ~2 better
     chosen, why = choose_final(clear, {"trial": 1, "value": clear.best_value, "config": {"lr": 0.01}})
     assert chosen["trial"] == 1 and chosen["config"] == {"lr": 0.01}
+
+
+def _weighted_iris(zeros: int = 20):
+    """iris with row weights: the first ``zeros`` rows weigh 0, the others 1 to 3."""
+    from dataclasses import replace
+
+    table = load_table("builtin:iris")
+    weights = 1.0 + np.arange(table.n_rows) % 3
+    weights[:zeros] = 0.0
+    return replace(table, weights=weights)
+
+
+@pytest.mark.parametrize("refit", [True, False], ids=["refit_encoders", "kept_encoder"])
+def test_folds_carry_row_weights_and_never_hold_out_weight_0_rows(refit):
+    """Every fold's rows keep their weights; weight-0 rows train in every fold (held out,
+    they would give a validation score of 0/0), and the others are dealt over the folds."""
+    from dataclasses import replace
+
+    splits = split_table(_weighted_iris(), seed=0)
+    if not refit:
+        splits = replace(splits, rows=None)  # a table too big to keep its raw rows
+    merged = splits.merge_train_val().train
+    folds = make_folds(splits, 5, seed=0)
+    assert all(fold.val.w is not None and (fold.val.w > 0).all() for fold in folds)
+    assert all((fold.train.w == 0).sum() == (merged.w == 0).sum() == 20 for fold in folds)
+    held = np.concatenate([fold.val.w for fold in folds])
+    np.testing.assert_array_equal(np.sort(held), np.sort(merged.w[merged.w > 0]))
+    for fold in folds:
+        assert len(fold.train) + len(fold.val) == len(merged)
+        np.testing.assert_array_equal(np.sort(np.concatenate([fold.train.w, fold.val.w])), np.sort(merged.w))

@@ -66,6 +66,13 @@ data_options = _stack(
     click.option("--max-memory", default=None, help="Largest size for the encoded table, such as 2G or 500MB (default: most of the available memory). A table that would not fit stops before encoding."),
 )
 
+# train and tune only (not diagnose or compare): the commands whose scores are read as results.
+weight_option = click.option(
+    "--weight-column", default=None,
+    help="Column of per-row weights (finite numbers >= 0), taken out of the features: each batch's loss is the weighted mean sum(w*loss)/sum(w), "
+         "and the validation loss and every reported metric (test included) are weighted by it. Rows of weight 0 change nothing and are never held out.",
+)
+
 model_options = _stack(
     click.option("--normalize", type=click.Choice(NORMALIZERS), default=_DEFAULTS.normalize, show_default=True, help="Input (and regression target) normalization."),
     click.option("--layers", type=int, default=_DEFAULTS.layers, show_default=True, help="Hidden layers."),
@@ -140,7 +147,7 @@ def splits_from_options(options: dict[str, Any]) -> Splits:
     """Load, check and split the table the options name."""
     from ..data import load_table, split_table
 
-    table = load_table(options["data"], options.get("target"), options.get("task"), options.get("drop_invalid", False), options.get("missing"), options.get("keep_columns") or ())
+    table = load_table(options["data"], options.get("target"), options.get("task"), options.get("drop_invalid", False), options.get("missing"), options.get("keep_columns") or (), options.get("weight_column"))
     return split_table(table, options.get("split", "0.7,0.15,0.15"), options.get("seed", 0), options.get("max_categories", MAX_CATEGORIES), options.get("max_memory"))
 
 

@@ -12,12 +12,13 @@ import click
 from .. import files
 from ..errors import GradwiseError
 from ._errors import handle_errors
-from .options import config_from_options, emit_json, output_options, splits_from_options, training_options
+from .options import config_from_options, emit_json, output_options, splits_from_options, training_options, weight_option
 from .report import publish, report_options
 
 
 @click.command("train")
 @training_options
+@weight_option
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Directory to save the model bundle in (one that holds no earlier run, unless --overwrite).")
 @click.option("--overwrite", is_flag=True, help="Replace the model or run already in --out.")
 @click.option("--monitor", is_flag=True, help="Watch gradient flow during training and report a diagnosis.")
@@ -32,6 +33,7 @@ def command(out: Path | None, overwrite: bool, monitor: bool, as_json: bool, **o
       gradwise train                                   # builtin:digits, Adam, mini-batches of 64
       gradwise train --data builtin:diabetes --optimizer momentum --lr 0.05
       gradwise train --data houses.csv --target price --batch-size full --out model/
+      gradwise train --data visits.csv --target bought --weight-column visits
     """
     from ..models import save_bundle  # here, not at the top: --help needs no torch
     from ..reporting import render_fit

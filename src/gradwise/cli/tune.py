@@ -13,7 +13,7 @@ import click
 from ..reporting.tables import format_metric, stdout_console
 from ..budget import MAX_ENSEMBLE, MAX_FOLDS, WORKERS_PER_CORE, max_workers
 from ._errors import handle_errors
-from .options import AutoOrInt, data_options, emit_json, output_options
+from .options import AutoOrInt, data_options, emit_json, output_options, weight_option
 from .report import check_out_dir, publish, report_options
 from .worker import STORAGE_ENV
 
@@ -22,6 +22,7 @@ STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then lay
 
 @click.command("tune")
 @data_options
+@weight_option
 @click.option("--trials", "n_trials", type=click.IntRange(min=1), default=None, help="Finished trials the study should reach (counted over all workers and resumed runs).")
 @click.option("--timeout", type=float, default=None, help="Seconds of searching for this run; a trial still running then is stopped at the end of its epoch (complete, with its best epoch so far, when no trial has completed yet). Default: 120 when --trials is not given.")
 @click.option("--strategy", type=click.Choice(["staged", "joint", "random"]), default="staged", show_default=True, help=STRATEGY_HELP)
@@ -141,7 +142,7 @@ def spec_from_options(options: dict[str, Any], resume: bool = False):
         data=options["data"], target=options["target"], task=options["task"], split=parse_split(options["split"]),
         split_seed=options["seed"], drop_invalid=options["drop_invalid"], space=space.to_dict(), base=base,
         missing=options["missing"], keep_columns=tuple(c.strip() for c in (options["keep_columns"] or "").split(",") if c.strip()),
-        max_categories=options["max_categories"], max_memory=options["max_memory"],
+        max_categories=options["max_categories"], max_memory=options["max_memory"], weight_column=options["weight_column"],
         strategy=options["strategy"], pruner=options["pruner"], metric=options["metric"], n_trials=options["n_trials"],
         timeout=options["timeout"], workers=options["workers"], seed=options["seed"], monitor=not options["no_monitor"],
         cv=_cv(options["cv"]), ensemble=_cv(options["ensemble"]), population=_cv(options["population"]),

@@ -18,7 +18,7 @@ from ..errors import DataError
 from .columns import id_like_columns
 from .defaults import DEFAULT_SOURCE
 from .memory import check_readable
-from .validation import check_features, check_numeric_targets, check_target, infer_task, note, resolve_missing
+from .validation import check_features, check_numeric_targets, check_target, infer_task, note, resolve_missing, row_weights
 
 BUILTINS = {
     # name: (scikit-learn loader, task)
@@ -36,7 +36,8 @@ class Table:
     """A checked table: numeric, string or date features, one or more target columns.
 
     ``missing`` is the policy the table was loaded with (the encoder imputes under
-    ``impute``); ``left_out`` names the ID-like columns that were set aside.
+    ``impute``); ``left_out`` names the ID-like columns that were set aside; ``weights``
+    holds each row's weight (float64) when the table was loaded with a weight column.
     """
 
     features: pd.DataFrame
@@ -45,6 +46,7 @@ class Table:
     name: str
     missing: str = "impute"
     left_out: list[str] = field(default_factory=list)
+    weights: np.ndarray | None = None
 
     @property
     def n_rows(self) -> int:
@@ -62,6 +64,7 @@ def load_table(
     drop_invalid: bool = False,
     missing: str | None = None,
     keep_columns: str | list[str] | tuple[str, ...] = (),
+    weight: str | None = None,
 ) -> Table:
     """Load ``source`` and split it into features and target.
 
@@ -75,12 +78,17 @@ def load_table(
     are left out with a :class:`~gradwise.data.validation.DataWarning` unless named in
     ``keep_columns``.
 
+    ``weight`` names a column of per-row weights (finite, >= 0, not all 0): it is taken out
+    of the features, and training weights each row's loss by it (``Part.w``, see
+    :func:`gradwise.fit`); rows of weight 0 change nothing.
+
     >>> table = load_table("builtin:iris")
     >>> table.task, table.features.shape
     ('classification', (150, 4))
     """
     policy = resolve_missing(missing, drop_invalid)
     frame, default_target = read_frame(source)
+    frame, weights = _take_weights(frame, weight, target)
     target_columns = _target_columns(frame, target, default_target)
     features = frame.drop(columns=target_columns)
     if features.shape[1] == 0:
@@ -93,7 +101,31 @@ def load_table(
     features = features.loc[target_frame.index]
     resolved_task = infer_task(target_frame, task)
     _check_task_fits(target_frame, resolved_task)
-    return Table(features.reset_index(drop=True), target_frame.reset_index(drop=True), resolved_task, str(source), policy, left_out)
+    kept_weights = _kept_weights(weights, target_frame.index, weight)
+    return Table(features.reset_index(drop=True), target_frame.reset_index(drop=True), resolved_task, str(source), policy, left_out, kept_weights)
+
+
+def _take_weights(frame: pd.DataFrame, weight: str | None, target) -> tuple[pd.DataFrame, pd.Series | None]:
+    """The frame without its weight column, and that column's checked values (by row label).
+
+    Checked on every row as read, so a bad weight's row number is the file's."""
+    if weight is None:
+        return frame, None
+    if weight not in frame.columns:
+        raise DataError(f"weight column '{weight}' not found; {_closest_columns(weight, frame.columns)}")
+    if weight in _names(target):
+        raise DataError(f"column '{weight}' cannot be both the target and the weight column; give --weight-column another column")
+    return frame.drop(columns=[weight]), pd.Series(row_weights(frame[weight], weight), index=frame.index)
+
+
+def _kept_weights(weights: pd.Series | None, rows: pd.Index, name: str | None) -> np.ndarray | None:
+    """The weights of the rows that survived the gap and target checks."""
+    if weights is None:
+        return None
+    kept = weights.loc[rows].to_numpy()
+    if not (kept > 0).any():
+        raise DataError(f"weight column '{name}' is 0 on every row left after dropping rows with gaps; at least one row needs a positive weight")
+    return kept
 
 
 def _names(value: str | list[str] | tuple[str, ...] | None) -> list[str]:

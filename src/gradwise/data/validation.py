@@ -89,6 +89,23 @@ def numeric_values(column: pd.Series, name: str, hint: str = "the model reads it
     return values
 
 
+WEIGHT_HINT = "row weights must be finite numbers >= 0 (0 leaves a row out of the loss); fix those cells"
+
+
+def row_weights(column: pd.Series, name: str) -> np.ndarray:
+    """A weight column as float64: every value a finite number >= 0 and not all 0, else one
+    line naming the column, the count and the first bad row. Gaps are errors, never
+    imputed or dropped: a guessed weight would silently change the objective."""
+    values = _parsed(column)
+    bad, what = _invalid_numbers(column, values)
+    for rows, kind in ((column.isna().to_numpy(), "missing"), (bad, what), (values < 0, "negative")):
+        if rows.any():
+            raise DataError("weight " + _describe(name, column, rows, kind, WEIGHT_HINT))
+    if not (values > 0).any():
+        raise DataError(f"weight column '{name}' is 0 on every row; at least one row needs a positive weight")
+    return values
+
+
 def first_gap_message(name: str, column: pd.Series, gap: np.ndarray, hint: str) -> str:
     return _describe(name, column, gap, "missing", hint)
 

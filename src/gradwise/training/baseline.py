@@ -4,6 +4,8 @@ On a tiny or uninformative table a network can train without error and still pre
 than a constant: Vega's la_riots (63 rows) trained to a test R² of -5.8 and looked like any
 other run. The constant is what the training rows alone suggest: their mean target
 (regression) or their most frequent class (classification), scored on the test split.
+With row weights (``Part.w``) the mean, the majority and the test score are weighted, as
+the model's own test score is.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ def constant_baseline(splits: Splits) -> dict[str, float] | None:
     without training or test rows)."""
     if len(splits.train) == 0 or len(splits.test) == 0:
         return None
+    train_w, test_w = splits.train.w, splits.test.w  # None: np.average is the plain mean
     if splits.task == "classification":
-        majority = np.bincount(splits.train.y.astype(np.int64)).argmax()
-        return {"accuracy": float(np.mean(splits.test.y == majority))}
-    mean = splits.train.y.astype(np.float64).mean(axis=0)
-    return {"rmse": float(np.sqrt(np.mean((splits.test.y.astype(np.float64) - mean) ** 2)))}
+        majority = np.bincount(splits.train.y.astype(np.int64), weights=train_w).argmax()
+        return {"accuracy": float(np.average(splits.test.y == majority, weights=test_w))}
+    mean = np.average(splits.train.y.astype(np.float64), axis=0, weights=train_w)
+    squares = (splits.test.y.astype(np.float64) - mean) ** 2
+    return {"rmse": float(np.sqrt(np.average(squares, weights=None if test_w is None else np.broadcast_to(test_w[:, None], squares.shape))))}
 
 
 def against_a_constant(test_metrics: dict[str, float], splits: Splits) -> tuple[dict[str, float] | None, str | None]:

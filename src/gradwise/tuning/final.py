@@ -89,9 +89,8 @@ def _population_fits(configs: list[TrainConfig], splits: Any) -> bool:
     from ..budget import MemoryBudgetError, check_memory
     from ..training.loop import resolve_device
     from ..training.population import can_batch
-    from ..training.population.trainer import has_row_weights
 
-    if can_batch(configs[0]) or has_row_weights(splits):
+    if can_batch(configs[0]):
         return False
     try:
         check_memory(configs[0], splits.n_features, splits.n_outputs, len(splits.train), len(configs), resolve_device(configs[0].device))

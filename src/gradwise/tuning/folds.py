@@ -62,24 +62,34 @@ def make_folds(splits: Any, folds: int, seed: int = 0) -> list[Any]:
     rare class is not missing from any fold's validation rows.
     """
     merged = splits.merge_train_val().train
-    rng = np.random.default_rng(seed)
-    if splits.task == "classification":
-        labels = np.asarray(merged.y).reshape(len(merged), -1)[:, 0]
-        order = np.concatenate([rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)])
-    else:
-        order = rng.permutation(len(merged))
-    assignment = np.empty(len(merged), dtype=np.int64)
-    assignment[order] = np.arange(len(merged)) % folds
+    assignment = _fold_of_each_row(merged, splits.task, folds, seed)
     out = []
     for k in range(folds):
         held = assignment == k
         if splits.rows is not None:
             out.append(_refit_fold(splits, held))
             continue
-        train = type(merged)(merged.X[~held], merged.y[~held])
-        val = type(merged)(merged.X[held], merged.y[held])
-        out.append(replace(splits, train=train, val=val))
+        out.append(replace(splits, train=_rows_of(merged, ~held), val=_rows_of(merged, held)))
     return out
+
+
+def _fold_of_each_row(merged: Any, task: str, folds: int, seed: int) -> np.ndarray:
+    """Each row's held-out fold; -1 for rows of weight 0, which are never held out (in
+    training they count for nothing, in a fold's validation score they would be 0/0)."""
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(merged)) if merged.w is None else np.flatnonzero(merged.w > 0)
+    if task == "classification":
+        labels = np.asarray(merged.y).reshape(len(merged), -1)[rows, 0]
+        order = np.concatenate([rows[rng.permutation(np.flatnonzero(labels == c))] for c in np.unique(labels)])
+    else:
+        order = rows[rng.permutation(len(rows))]
+    assignment = np.full(len(merged), -1, dtype=np.int64)
+    assignment[order] = np.arange(len(order)) % folds
+    return assignment
+
+
+def _rows_of(part: Any, rows: np.ndarray) -> Any:
+    return type(part)(part.X[rows], part.y[rows], None if part.w is None else part.w[rows])
 
 
 def _refit_fold(splits: Any, held: np.ndarray) -> Any:

@@ -77,6 +77,9 @@ class TuneSpec:
     keep_columns: tuple[str, ...] = ()
     max_categories: int = 100
     max_memory: str | None = None
+    # A column of per-row weights (taken out of the features): trials, their CV folds and the
+    # final model weight the loss and every score by it. Stored here, so workers weight too.
+    weight_column: str | None = None
     space: dict[str, Any] = field(default_factory=lambda: default_space("adam").to_dict())
     base: dict[str, Any] = field(default_factory=dict)  # TrainConfig values every trial shares
     strategy: str = "staged"
@@ -148,7 +151,7 @@ def load_splits(spec: TuneSpec) -> Any:
     """The table of the spec, split the same way on every machine."""
     from ..data import load_table, split_table
 
-    table = load_table(spec.data, target=spec.target, task=spec.task, drop_invalid=spec.drop_invalid, missing=spec.missing, keep_columns=spec.keep_columns)
+    table = load_table(spec.data, target=spec.target, task=spec.task, drop_invalid=spec.drop_invalid, missing=spec.missing, keep_columns=spec.keep_columns, weight=spec.weight_column)
     return split_table(table, spec.split, seed=spec.split_seed, max_categories=spec.max_categories, max_memory=spec.max_memory)
 
 

@@ -16,6 +16,9 @@ row sits that step out (no update, its running statistics untouched), as ``fit``
 1-row batch, so its update count is ``fit``'s too. Evaluation uses the running statistics
 (eval mode), and the best-weights snapshots and copy-out carry them with gamma and beta.
 
+With row weights (``Part.w``) a member's loss is its weighted mean over its real batch rows,
+and a batch of only weight-0 rows is a step it sits out, as ``fit`` skips it (weights.py).
+
 Each member's loss is its own mean over its own batch rows, and the population minimizes
 their sum: a member's parameters only reach its own term, so its gradient is the one it
 would have alone, and a member whose loss is NaN or inf touches nothing but itself.
@@ -46,6 +49,7 @@ from ..result import FitResult
 from .data import Stacked, epoch_order, flat_order, gather_rows, member_tensors, stack, take
 from .network import LAYOUT_WARNING, MemberState, StackedMLP
 from .watch import PopulationWatch
+from .weights import EpochWeights, weighted_losses
 
 # Compact the stacks once this share of their members has ended (an ended member would
 # otherwise keep costing a slot in every baddbmm).
@@ -168,9 +172,6 @@ class PopulationTrainer:
         for m in members:
             if len(m.splits.train) == 0:
                 raise ConfigError("the training split is empty; give more rows or a larger train fraction in --split")
-            if has_row_weights(m.splits):
-                # Refused rather than ignored: an unweighted loss would silently be the wrong objective.
-                raise ConfigError("a population trains unweighted rows only, and this member's splits carry row weights (Part.w); train it with gradwise.fit, which weights the loss")
             if m.config.batch_norm and m.config.resolved_batch_size(len(m.splits.train)) == 1:
                 raise ConfigError("--batch-norm needs batches of at least 2 examples; use --batch-size 2 or more, or drop --batch-norm")
 
@@ -201,9 +202,9 @@ class PopulationTrainer:
         self.members += members
         self.models += models
         self.scales += scales
-        self.train_var += [self._variance(y, sc) for (_, y), sc in zip(train, scales)]
-        self.val_var += [self._variance(y, sc) for (_, y), sc in zip(val, scales)]
-        self.batch_sizes += [c.resolved_batch_size(len(X)) for c, (X, _) in zip(configs, train)]
+        self.train_var += [self._variance(y, sc, w) for (_, y, w), sc in zip(train, scales)]
+        self.val_var += [self._variance(y, sc, w) for (_, y, w), sc in zip(val, scales)]
+        self.batch_sizes += [c.resolved_batch_size(len(X)) for c, (X, *_) in zip(configs, train)]
         self.generators += [torch.Generator(device=self.device).manual_seed(c.seed) for c in configs]
         self.schedules += [make_schedule(c.lr_decay, c.lr, c.epochs) for c in configs]
         n = len(members)
@@ -239,8 +240,8 @@ class PopulationTrainer:
         if clip is not None:
             self.clip = torch.cat([self.clip, clip])
 
-    def _variance(self, y: Tensor, scale: Tensor | None) -> Tensor | None:
-        return None if self.task == "classification" or len(y) == 0 else target_variance(y, scale)
+    def _variance(self, y: Tensor, scale: Tensor | None, w: Tensor | None) -> Tensor | None:
+        return None if self.task == "classification" or len(y) == 0 else target_variance(y, scale, w)
 
     # -- the loop --
 
@@ -309,11 +310,15 @@ class PopulationTrainer:
             batch = self._batch_of(batch_sizes)
         # Steps whose batch is B real rows for every member: no masks needed there.
         full_steps = min(m // B for m in counts) if same_size else 0
+        weights = None if self.train.w is None else EpochWeights(self.train, order, batch_sizes, steps)
         for s in range(max(steps)):
+            if weights is not None:
+                self._step(*batch(X, y, valid, s, B), weights.active(s), sums, first=s == 0, weights=weights.batch(s))
+                continue
             active = None if s < min(steps) else torch.tensor(s, device=self.device) < steps_t
             self._step(*batch(X, y, valid, s, B), active, sums, first=s == 0, full=s < full_steps)
         for slot, member in enumerate(self.ids):
-            self.updates[member] += steps[slot]
+            self.updates[member] += steps[slot] if weights is None else weights.updates[slot]
         return sums.results(self.task, [self.scales[m] for m in self.ids], [self.train_var[m] for m in self.ids])
 
     def _updates_per_epoch(self, rows: int, batch_size: int) -> int:
@@ -345,8 +350,10 @@ class PopulationTrainer:
 
         return batch
 
-    def _step(self, xb: Tensor, yb: Tensor, valid: Tensor, active: Tensor | None, sums: "_Sums", first: bool, full: bool = False) -> None:
-        """One update of every active member; ``full``: every row of the batch is real.
+    def _step(self, xb: Tensor, yb: Tensor, valid: Tensor, active: Tensor | None, sums: "_Sums", first: bool, full: bool = False,
+              weights: Tensor | None = None) -> None:
+        """One update of every active member; ``full``: every row of the batch is real;
+        ``weights`` ([K, b]): the rows' weights, each member's loss their weighted mean.
 
         Members go forward and backward in groups (``StackedMLP.member_groups``), each group's
         loss its own backward into the shared gradient buffer; the monitor's step takes them
@@ -357,6 +364,9 @@ class PopulationTrainer:
         kept = [] if (self.watch is not None and first) else None
         groups = [slice(0, self.net.K)] if kept is not None else self.net.member_groups(xb.shape[1])
         count = xb.shape[1] if full else valid.sum(dim=1)
+        if weights is not None:  # weights stand in for the 0/1 mask in the losses and sums
+            weights = weights * valid
+            count = weights.sum(dim=1)
         outs, losses = [], []
         with _layout_warning_ignored() if first else contextlib.nullcontext():
             for group in groups:
@@ -365,7 +375,10 @@ class PopulationTrainer:
                     out.retain_grad()
                     kept.append(out)
                 per_row = row_losses(out, yb[group], self.task)
-                group_losses = per_row.mean(dim=1) if full else mean_losses(per_row, valid[group], count[group])
+                if weights is not None:
+                    group_losses = weighted_losses(per_row, weights[group], count[group])
+                else:
+                    group_losses = per_row.mean(dim=1) if full else mean_losses(per_row, valid[group], count[group])
                 group_losses.sum().backward()
                 outs.append(out.detach())
                 losses.append(group_losses.detach())
@@ -375,7 +388,8 @@ class PopulationTrainer:
             norms = self.net.grad.norm(dim=1)
             self.net.grad.mul_((self.clip / (norms + 1e-6)).clamp(max=1.0).unsqueeze(1))
         self.optimizer.step(active)
-        sums.add(_joined(outs), yb, None if full else valid, _joined(losses), count)
+        mask = None if full else valid if weights is None else weights
+        sums.add(_joined(outs), yb, mask, _joined(losses), count)
 
     @torch.no_grad()
     def _evaluate(self, split: Stacked, variances: list[Tensor | None]) -> list[tuple[float | None, dict[str, float]]]:
@@ -386,9 +400,11 @@ class PopulationTrainer:
             rows = slice(start, start + EVAL_CHUNK)
             groups = self.net.member_groups(min(M - start, EVAL_CHUNK))
             out = _joined([self.net.forward(split.X[group, rows], train=False, group=group) for group in groups])
-            count = valid[:, rows].sum(dim=1)
-            losses = mean_losses(row_losses(out, split.y[:, rows], self.task), valid[:, rows], count)
-            sums.add(out, split.y[:, rows], valid[:, rows], losses, count)
+            mask = valid[:, rows] if split.w is None else split.w[:, rows]  # weights: 0 on padding rows
+            count = mask.sum(dim=1)
+            per_row = row_losses(out, split.y[:, rows], self.task)
+            losses = mean_losses(per_row, mask, count) if split.w is None else weighted_losses(per_row, mask, count)
+            sums.add(out, split.y[:, rows], mask, losses, count)
         results = sums.results(self.task, [self.scales[m] for m in self.ids], variances)
         return [(None, {}) if n == 0 else (loss, metrics) for (loss, metrics), n in zip(results, split.counts.tolist())]
 
@@ -489,12 +505,15 @@ class _Sums:
         self.scores: list[Tensor] = []
 
     def add(self, out: Tensor, y: Tensor, valid: Tensor | None, losses: Tensor, count: Tensor | int) -> None:
-        """One batch: ``valid`` None when every row is real (``count`` then the batch size)."""
+        """One batch: ``valid`` None when every row is real (``count`` then the batch size), the
+        rows' weights (float, 0 on padding; ``count`` their sum) in a weighted population."""
         self.losses.append(losses)
         self.counts.append(count)
         if out.dim() == 3 and y.dim() == 2:  # classification: correct answers
             hits = out.argmax(dim=2) == y
-            self.scores.append((hits if valid is None else hits & valid).sum(dim=1))
+            if valid is not None:
+                hits = hits & valid if valid.dtype == torch.bool else hits * valid
+            self.scores.append(hits.sum(dim=1))
         else:  # regression: squared errors per output
             squares = (out - y) ** 2
             self.scores.append((squares if valid is None else squares * valid.unsqueeze(2)).sum(dim=1))
@@ -506,13 +525,13 @@ class _Sums:
         counts = torch.stack([c if isinstance(c, Tensor) else torch.full((self.K,), c, device=self.device) for c in self.counts]).double()
         loss = (torch.stack(self.losses).double() * counts).sum(dim=0)
         score = torch.stack(self.scores).double().sum(dim=0)
-        return loss.cpu(), counts.sum(dim=0).long().cpu(), score.cpu()
+        return loss.cpu(), counts.sum(dim=0).cpu(), score.cpu()  # weighted counts are not whole
 
     def results(self, task: str, scales: list, variances: list) -> list[tuple[float, dict[str, float]]]:
         loss, count, score = self._totals()
         out = []
         for k in range(len(loss)):
-            n = int(count[k])
+            n = float(count[k])
             if n == 0:
                 out.append((math.nan, {}))
             elif task == "classification":
@@ -520,8 +539,3 @@ class _Sums:
             else:
                 out.append((float(loss[k]) / n, regression_metrics(score[k], n, scales[k], variances[k])))
         return out
-
-
-def has_row_weights(splits: Splits) -> bool:
-    """Whether any of the splits carries per-row weights."""
-    return any(part.w is not None for part in (splits.train, splits.val, splits.test))
