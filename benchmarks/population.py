@@ -21,7 +21,7 @@ On the CPU it then trains one population per idle core, each in its own process 
 thread, as `gradwise tune --workers auto` does, and gives their combined rate (timed from
 the moment every process has loaded its data and warmed up).
 
-Run:  python benchmarks/population.py [--quick] [--device cpu|cuda] [--threads N]
+Run:  python benchmarks/population.py [--quick] [--device cpu|cuda] [--threads N] [--setups a,b]
 ``--quick`` runs 2 epochs, K = 8 and 32, (b) on 5,000 rows: a check that the script works.
 """
 
@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch threads for populations (0: the free cores)")
+    parser.add_argument("--setups", default="a,b", help="which set-ups to run, comma-separated (a: digits, b: the 50,000-row table)")
     args = parser.parse_args()
     threads = args.threads or free_cores()
     epochs = 2 if args.quick else 20
@@ -162,9 +163,13 @@ def main() -> None:
     if args.device == "cpu":
         peaks = ", ".join(f"{t} thread(s) {matmul_peak(t):.0f}" for t in sorted({1, threads}))
         print(f"float32 matmul peak (1024 x 1024) in GFLOP/s: {peaks}")
-    digits = dataset("a", args.quick)
-    base_a = TrainConfig(layers=2, hidden=64, batch_size=64, epochs=epochs, patience=None, device=args.device)
-    run("(a) digits 2x64 batch 64", base_a, digits, sizes, 2 if args.quick else 8, threads, "a", args.quick)
+    setups = set(args.setups.split(","))
+    if "a" in setups:
+        digits = dataset("a", args.quick)
+        base_a = TrainConfig(layers=2, hidden=64, batch_size=64, epochs=epochs, patience=None, device=args.device)
+        run("(a) digits 2x64 batch 64", base_a, digits, sizes, 2 if args.quick else 8, threads, "a", args.quick)
+    if "b" not in setups:
+        return
     table = dataset("b", args.quick)
     base_b = TrainConfig(layers=3, hidden=128, batch_size=256, epochs=epochs, patience=None, device=args.device)
     run(f"(b) {table.train.X.shape[0] + table.val.X.shape[0] + table.test.X.shape[0]:,} x 32, 3x128 batch 256", base_b, table, sizes, 2 if args.quick else 4, threads, "b", args.quick)
