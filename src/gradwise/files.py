@@ -7,7 +7,7 @@ import json
 import math
 import os
 import re
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -23,8 +23,7 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _new_temp_file(path)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -32,6 +31,20 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _new_temp_file(path: Path) -> str:
+    """A new empty file beside ``path``, with the mode a plain ``open(path, "w")`` gives it
+    (0666 less the umask). ``tempfile.mkstemp`` makes it 0600, which every report,
+    trials.csv and predictions file kept after the rename: unreadable to the user's group."""
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 # What `train` and `tune` write into --out: a bundle (models/bundle.py), a study journal
