@@ -215,12 +215,40 @@ def test_batch_norm_flag_that_the_space_file_contradicts_is_one_line_and_exit_2(
 
 @pytest.mark.parametrize("text", ["[fixed]\nbatch_norm = true\n", "[fixed]\nepochs = 3\n"])
 def test_batch_norm_flag_agrees_with_a_space_file_that_fixes_the_same_or_nothing(tmp_path, text):
-    from gradwise.cli.tune import check_switch_against_space
+    from gradwise.cli.tune import check_flag_against_space
     from gradwise.tuning import load_space
 
     space = tmp_path / "space.toml"
     space.write_text(text)
-    check_switch_against_space("batch_norm", True, load_space(space))  # no error
+    check_flag_against_space("batch_norm", True, load_space(space))  # no error
+
+
+SHARED_CONFLICTS = {
+    "--epochs against [fixed] epochs": (["--epochs", "30"], "[fixed]\nepochs = 5\n", "--epochs 30 contradicts"),
+    "--patience 0 against [fixed] patience": (["--patience", "0"], "[fixed]\npatience = 4\n", "--patience 0 contradicts"),
+    "--activation against [fixed] activation": (["--activation", "tanh"], '[fixed]\nactivation = "relu"\n', "--activation tanh contradicts"),
+    "--normalize against [fixed] normalize": (["--normalize", "standard"], '[fixed]\nnormalize = "minmax"\n', "--normalize standard contradicts"),
+}
+
+
+@pytest.mark.parametrize("name", SHARED_CONFLICTS)
+def test_a_training_option_that_the_space_file_fixes_otherwise_is_one_line_and_exit_2(tmp_path, cli, name):
+    # Before, the file's value silently won: --epochs 30 trained every trial 5 epochs.
+    flags, text, message = SHARED_CONFLICTS[name]
+    space = tmp_path / "space.toml"
+    space.write_text(text)
+    result = cli("tune", "--data", "builtin:iris", *flags, "--trials", 1, "--space", space, "--out", tmp_path / "run")
+    assert result.code == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_default_of_a_training_option_never_conflicts_with_the_space_file(tmp_path, cli):
+    # --epochs has a default (60): a file that fixes epochs is obeyed when --epochs is not given.
+    space = tmp_path / "space.toml"
+    space.write_text("[fixed]\nepochs = 2\n")
+    result = cli("tune", "--data", "builtin:iris", "--trials", 1, "--cv", 0, "--ensemble", 1, "--no-report", "--space", space, "--out", tmp_path / "run", "--json")
+    assert result.code == 0, result.stderr
+    assert _study(tmp_path / "run").trials[0].user_attrs["config"]["epochs"] == 2
 
 
 @pytest.mark.slow

@@ -136,8 +136,8 @@ def spec_from_options(options: dict[str, Any], resume: bool = False):
     base = {"epochs": options["epochs"], "patience": options["patience"] or None, "device": options["device"]}
     base.update({k: options[k] for k in ("activation", "normalize", "batch_norm") if options[k] is not None})
     space = load_space(options["space_file"], options["family"])
-    if options["batch_norm"] is not None:
-        check_switch_against_space("batch_norm", options["batch_norm"], space)
+    for name in given_training_options(options):
+        check_flag_against_space(name, base[name], space)
     return TuneSpec(
         data=options["data"], target=options["target"], task=options["task"], split=parse_split(options["split"]),
         split_seed=options["seed"], drop_invalid=options["drop_invalid"], space=space.to_dict(), base=base,
@@ -149,21 +149,49 @@ def spec_from_options(options: dict[str, Any], resume: bool = False):
     )
 
 
-def check_switch_against_space(name: str, value: bool, space: Any) -> None:
-    """Refuse an on/off flag (--batch-norm/--no-batch-norm) that a --space file contradicts.
+# Training options every trial shares, which a --space file's [fixed] values (or a parameter
+# it searches) would replace without a word (TuneSpec.base_config applies the space last).
+SHARED_OPTIONS = ("activation", "normalize", "batch_norm", "epochs", "patience", "device")
+
+
+def given_training_options(options: dict[str, Any]) -> list[str]:
+    """The SHARED_OPTIONS the user gave: those without a default set (None when not given),
+    and those with one that the command line or the environment supplied."""
+    context = click.get_current_context(silent=True)
+    given = []
+    for name in SHARED_OPTIONS:
+        if options.get(name) is None:
+            continue
+        source = context.get_parameter_source(name) if context is not None else None
+        if name in ("activation", "normalize", "batch_norm") or source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT):
+            given.append(name)
+    return given
+
+
+def check_flag_against_space(name: str, value: Any, space: Any) -> None:
+    """Refuse a training option that a --space file contradicts (it searches that parameter,
+    or fixes another value).
 
     Why not let one win: the space's values replace the options every trial shares
     (TuneSpec.base_config), so the flag would be dropped without a word, and nothing says
     which of the two the user meant. A file that agrees with the flag is fine."""
     from ..errors import ConfigError
 
-    flag = f"--{'' if value else 'no-'}{name.replace('_', '-')}"
+    flag = _flag_text(name, value)
     param = space.params.get(name)
     if param is not None and param.enabled:
         raise ConfigError(f"{flag} fixes {name} for every trial, but the --space file searches params.{name}; drop the flag or that parameter")
     fixed = space.fixed.get(name, param.default if param is not None else value)
     if fixed != value:
         raise ConfigError(f"{flag} contradicts the --space file, which fixes {name} = {json.dumps(fixed)}; drop one of the two")
+
+
+def _flag_text(name: str, value: Any) -> str:
+    """How the user wrote it: --batch-norm / --no-batch-norm, --patience 0, --epochs 30."""
+    option = name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{'' if value else 'no-'}{option}"
+    return f"--{option} {0 if value is None else value}"
 
 
 def _cv(value: str) -> Any:
