@@ -324,3 +324,20 @@ def test_tune_weight_column_weights_the_study_and_the_final_test_score(tmp_path,
     hits = load_bundle(document["files"]["model"])[0].predict_array(splits.test.X) == splits.test.y
     assert document["final"]["test"]["accuracy"] == pytest.approx(np.average(hits, weights=splits.test.w), rel=1e-5)
     assert not np.isclose(np.average(hits, weights=splits.test.w), hits.mean())
+
+
+def test_resume_refuses_an_option_that_would_change_the_study_and_accepts_the_same_ones(tmp_path, cli):
+    # Before, --resume kept the stored settings and ignored a changed --epochs without a word.
+    out = tmp_path / "run"
+    common = ("--data", "builtin:iris", "--cv", 0, "--ensemble", 1, "--no-report", "--out", out)
+    first = cli("tune", *common, "--trials", 1, "--epochs", 2, "--json")
+    assert first.code == 0, first.stderr
+    for changed, shown in ((("--epochs", 5), "--epochs 5 differs"), (("--strategy", "random"), "--strategy random differs"),
+                           (("--metric", "loss"), "--metric loss differs"), (("--optimizer", "gd"), "--optimizer differs")):
+        refused = cli("tune", *common, "--trials", 2, *changed, "--resume")
+        assert refused.code == 2 and refused.stderr.count("\n") == 1 and shown in refused.stderr, refused.stderr
+    assert len(_study(out).trials) == 1  # nothing ran
+    # Options that repeat the study's own settings (or its defaults) are fine, and so is a new budget.
+    again = cli("tune", *common, "--trials", 2, "--epochs", 2, "--metric", "accuracy", "--strategy", "staged", "--optimizer", "adam", "--resume", "--json")
+    assert again.code == 0, again.stderr
+    assert len(_study(out).trials) == 2

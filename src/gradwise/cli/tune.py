@@ -70,7 +70,8 @@ def command(as_json: bool, out: Path | None, storage: str | None, study_name: st
     if options["report"]:
         check_out_dir(out)  # a report.html of the user's would stop the run only at its end
     try:
-        result = tune(spec, out, storage, study_name, resume, display=None if not as_json else False, heartbeat_interval=heartbeat_interval, threads=threads, overwrite=overwrite)
+        result = tune(spec, out, storage, study_name, resume, display=None if not as_json else False, heartbeat_interval=heartbeat_interval, threads=threads, overwrite=overwrite,
+                      claims=resume_claims(options, spec) if resume else None)
     except EarlierRunRestored:
         click.echo(f"gradwise: interrupted; the earlier run in {out} is back as it was, and this run left nothing there", err=True)
         sys.exit(130)
@@ -184,6 +185,27 @@ def check_flag_against_space(name: str, value: Any, space: Any) -> None:
     fixed = space.fixed.get(name, param.default if param is not None else value)
     if fixed != value:
         raise ConfigError(f"{flag} contradicts the --space file, which fixes {name} = {json.dumps(fixed)}; drop one of the two")
+
+
+# Options that shape a study (beside the shared training options), by the spec field each sets.
+# --trials, --timeout, --workers and --threads may change on --resume: they are this run's budget.
+STUDY_OPTIONS = {"strategy": "strategy", "pruner": "pruner", "metric": "metric", "cv": "cv", "ensemble": "ensemble",
+                 "population": "population", "split": "split", "seed": "seed",
+                 "weight_column": "weight_column", "space_file": "space", "family": "space"}
+
+
+def resume_claims(options: dict[str, Any], spec: Any) -> dict[str, tuple[str, Any]]:
+    """What this ``--resume`` was told on purpose, for session.check_claims: spec field
+    (or base.NAME) -> (the option as written, its value in this run's spec)."""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return {}
+    claims = {f"base.{name}": (_flag_text(name, spec.base.get(name)), spec.base.get(name)) for name in given_training_options(options)}
+    for option, field_name in STUDY_OPTIONS.items():
+        if context.get_parameter_source(option) == click.core.ParameterSource.COMMANDLINE:
+            shown = f"--{option.replace('_', '-')}" if field_name == "space" else _flag_text(option, options[option])
+            claims[field_name] = (shown.replace("--space-file", "--space").replace("--family", "--optimizer"), getattr(spec, field_name))
+    return claims
 
 
 def _flag_text(name: str, value: Any) -> str:

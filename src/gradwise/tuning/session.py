@@ -37,8 +37,10 @@ def default_study_name(spec: TuneSpec) -> str:
     return "gradwise-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(name).stem or "data")
 
 
-def open_session(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str, resume: bool, heartbeat_interval: int) -> tuple[Any, TuneSpec, bool]:
-    """(storage, spec, created): check --resume against what the storage holds."""
+def open_session(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str, resume: bool, heartbeat_interval: int,
+                 claims: dict[str, tuple[str, Any]] | None = None) -> tuple[Any, TuneSpec, bool]:
+    """(storage, spec, created): check --resume against what the storage holds (and against
+    ``claims``, the options the caller gave on purpose: see :func:`check_claims`)."""
     if resume and not is_database_url(storage) and not (Path(storage) if storage else journal_path(out_dir)).exists():
         raise ConfigError(f"--resume: there is no study {study_name!r} in {storage_label(storage, out_dir)} to continue; run without --resume to start it")
     backend = open_storage(storage, out_dir, heartbeat_interval)
@@ -49,7 +51,9 @@ def open_session(spec: TuneSpec, out_dir: Path, storage: str | None, study_name:
     if resume and not exists:
         raise ConfigError(f"--resume: there is no study {study_name!r} in {where} to continue; run without --resume to start it")
     if exists:
-        stored = read_spec(optuna.load_study(study_name=study_name, storage=backend))
+        study = optuna.load_study(study_name=study_name, storage=backend)
+        stored = read_spec(study)
+        check_claims(study, stored, claims or {})
         given = spec.n_trials is not None or spec.timeout is not None  # a new budget replaces the stored one
         source = spec if given else stored
         spec = dataclasses.replace(stored, n_trials=source.n_trials, timeout=source.timeout, workers=spec.workers)
@@ -65,6 +69,25 @@ def storage_label(storage: str | None, out_dir: Path) -> str:
     return str(Path(storage) if storage else journal_path(out_dir))
 
 
+def check_claims(study: optuna.Study, stored: TuneSpec, claims: dict[str, tuple[str, Any]]) -> None:
+    """Refuse a ``--resume`` whose deliberately given options differ from the study's own.
+
+    ``claims`` maps a spec field (or ``base.NAME``, a training option every trial shares) to
+    (how the user wrote it, its value). A resumed study keeps the settings it was created
+    with (:func:`open_session`), so a changed one would otherwise be ignored without a word."""
+    from .result import metric_of
+
+    config = stored.base_config()
+    for name, (flag, value) in claims.items():
+        kept = getattr(config, name[5:]) if name.startswith("base.") else getattr(stored, name)
+        if name == "metric":  # a study made without --metric has its task's default one
+            kept = metric_of(study, stored)
+        if kept != value:
+            shown = kept if not isinstance(kept, dict) else "another space"
+            raise ConfigError(f"{flag} differs from study {study.study_name!r}, which --resume continues as it was created ({name.removeprefix('base.')} = {json.dumps(shown, default=str)}); "
+                              "drop the option, or start a new study (another --out or --study, or --overwrite)")
+
+
 def tune(
     spec: TuneSpec,
     out_dir: str | Path,
@@ -76,6 +99,7 @@ def tune(
     heartbeat_interval: int = DEFAULT_HEARTBEAT,
     threads: int = 0,
     overwrite: bool = False,
+    claims: dict[str, tuple[str, Any]] | None = None,
 ) -> TuneResult:
     """Search ``spec``'s space within its budget; returns the best model and the evidence.
 
@@ -84,6 +108,8 @@ def tune(
     removed again if the call fails before any trial has completed. With ``overwrite`` the
     earlier run's files are set aside, not deleted, until this run has its result: a run
     that fails or is interrupted (:class:`EarlierRunRestored`) puts them back as they were.
+    On ``resume``, ``claims`` (the options the caller set on purpose, as :func:`check_claims`
+    reads them) must agree with the study's stored settings.
     """
     out_dir = Path(out_dir)
     check_output_dir(out_dir)
@@ -95,7 +121,7 @@ def tune(
         aside = _Aside.move(out_dir, guard_out_dir(out_dir, storage, study_name, resume, overwrite))
         replacing = aside.folder is not None
         try:
-            result = _session(spec, out_dir, storage, study_name, resume, heartbeat_interval, splits, display, retrain, replacing, fresh)
+            result = _session(spec, out_dir, storage, study_name, resume, heartbeat_interval, splits, display, retrain, replacing, fresh, claims)
         except BaseException as error:
             aside.restore()
             if replacing and isinstance(error, KeyboardInterrupt):
@@ -120,14 +146,15 @@ class TuneInterrupted(KeyboardInterrupt):
         self.study, self.spec = study, spec
 
 
-def _session(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str, resume: bool, heartbeat_interval: int, splits: Any, display: bool | None, retrain: bool, replacing: bool, fresh: bool) -> TuneResult:
+def _session(spec: TuneSpec, out_dir: Path, storage: str | None, study_name: str, resume: bool, heartbeat_interval: int, splits: Any, display: bool | None, retrain: bool, replacing: bool, fresh: bool,
+             claims: dict[str, tuple[str, Any]] | None = None) -> TuneResult:
     """Open the study and run it; a failure removes the study this call created if no trial
     of it completed (an interrupt too, when the run was replacing an earlier one: otherwise
     the study is kept for --resume). ``fresh``: out_dir did not exist before this call."""
     before = _Footprint.take(out_dir, storage, fresh)
     backend, created = None, False
     try:
-        backend, spec, created = open_session(spec, out_dir, storage, study_name, resume, heartbeat_interval)
+        backend, spec, created = open_session(spec, out_dir, storage, study_name, resume, heartbeat_interval, claims)
         return _run(spec, out_dir, storage, study_name, resume, backend, created, splits, display, retrain)
     except BaseException as error:
         if created and (replacing or isinstance(error, Exception)):
