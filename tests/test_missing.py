@@ -264,3 +264,35 @@ def test_a_file_too_big_to_read_is_refused_before_reading(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.startswith("DataError table ") and "reading it needs about" in done.stdout, done.stdout + done.stderr
     assert read_frame(path)[0].shape == (200_000, 2)  # with the machine's memory it reads
+
+
+def test_predict_weights_its_score_by_a_weight_column_as_sklearn_does(tmp_path, cli):
+    from sklearn.metrics import accuracy_score, mean_squared_error
+
+    frame = _gappy(80)
+    frame["y"] = 2.0 * frame["full"] + 1.0
+    frame["label"] = np.where(frame["full"] > 0, "up", "down")
+    frame["w"] = np.random.default_rng(1).uniform(0.0, 3.0, len(frame))
+    for target, drop in (("y", "label"), ("label", "y")):
+        path = tmp_path / f"{target}.csv"
+        frame.drop(columns=[drop, "w"]).to_csv(path, index=False)
+        result = fit(TrainConfig(epochs=2, seed=0), split_table(load_table(path, target=target), seed=0))
+        save_bundle(result.model, tmp_path / target, result.config)
+        table = frame.drop(columns=drop)
+        table.loc[[1, 4, 6], target] = np.nan
+        table.to_csv(tmp_path / f"new-{target}.csv", index=False)
+        predictions, score = predict_table(tmp_path / target, str(tmp_path / f"new-{target}.csv"), weight="w")
+        known = table[target].notna().to_numpy()
+        w = table["w"].to_numpy()[known]
+        if target == "y":
+            expected = np.sqrt(mean_squared_error(table["y"][known], predictions["y"][known], sample_weight=w))
+            assert score["rmse"] == pytest.approx(expected)
+        else:
+            assert score["accuracy"] == pytest.approx(accuracy_score(table["label"][known], predictions["label"][known], sample_weight=w))
+        assert score["weighted"] and score["rows_scored"] == 77
+        unweighted = predict_table(tmp_path / target, str(tmp_path / f"new-{target}.csv"))[1]
+        assert "weighted" not in unweighted and unweighted != score
+    missing = cli("predict", "--model", tmp_path / "y", "--data", tmp_path / "new-y.csv", "--weight-column", "W")
+    assert missing.code == 2 and missing.stderr.count("\n") == 1 and "did you mean 'w'" in missing.stderr, missing.stderr
+    shown = cli("predict", "--model", tmp_path / "y", "--data", tmp_path / "new-y.csv", "--weight-column", "w")
+    assert shown.code == 0 and "(weighted by --weight-column)" in shown.stdout, shown.stderr

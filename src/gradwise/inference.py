@@ -12,13 +12,28 @@ from .errors import DataError
 from .models import GradwiseModel, load_bundle
 
 
-def predict_table(model_dir: str | Path, source: str) -> tuple[pd.DataFrame, dict[str, float] | None]:
-    """Predictions for every row of ``source``, and the score when it holds the target too."""
+def predict_table(model_dir: str | Path, source: str, weight: str | None = None) -> tuple[pd.DataFrame, dict[str, float] | None]:
+    """Predictions for every row of ``source``, and the score when it holds the target too;
+    ``weight`` names a column of row weights that the score is weighted by (as training
+    weights its metrics with ``--weight-column``)."""
     model, _ = load_bundle(model_dir)
     frame, _ = read_frame(source)
+    weights = _weights(frame, weight)
     features = _feature_frame(model, frame)
     predictions = model.predict(features)
-    return predictions, _score(model, frame, predictions)
+    return predictions, _score(model, frame, predictions, weights)
+
+
+def _weights(frame: pd.DataFrame, name: str | None) -> np.ndarray | None:
+    """The checked weight column (finite, >= 0, not all 0), or None without one."""
+    if name is None:
+        return None
+    from .data.loading import _closest_columns
+    from .data.validation import row_weights
+
+    if name not in frame.columns:
+        raise DataError(f"weight column '{name}' not found; {_closest_columns(name, frame.columns)}")
+    return row_weights(frame[name], name)
 
 
 def _feature_frame(model: GradwiseModel, frame: pd.DataFrame) -> pd.DataFrame:
@@ -31,8 +46,9 @@ def _feature_frame(model: GradwiseModel, frame: pd.DataFrame) -> pd.DataFrame:
     return frame[columns]
 
 
-def _score(model: GradwiseModel, frame: pd.DataFrame, predictions: pd.DataFrame) -> dict[str, float] | None:
-    """The metric on the rows whose target is known, with how many rows that was.
+def _score(model: GradwiseModel, frame: pd.DataFrame, predictions: pd.DataFrame, weights: np.ndarray | None = None) -> dict[str, float] | None:
+    """The metric on the rows whose target is known, with how many rows that was; weighted
+    by ``weights`` when given (rows of weight 0 then count for nothing).
 
     A real table often has gaps in its target (Vega's cars lacks 8 of 406 mileages): those
     rows are predicted like any other but left out of the score, instead of one gap turning
@@ -44,13 +60,20 @@ def _score(model: GradwiseModel, frame: pd.DataFrame, predictions: pd.DataFrame)
     truth = frame[names]
     if model.task == "classification":
         known = truth.iloc[:, 0].notna().to_numpy()
-        if not known.any():
-            return None
-        expected = truth.iloc[:, 0].map(str).to_numpy()[known]
-        return {"accuracy": float(np.mean(predictions[names[0]].map(str).to_numpy()[known] == expected)), "rows_scored": int(known.sum())}
-    values = pd.DataFrame({n: pd.to_numeric(truth[n], errors="coerce") for n in names}).to_numpy(dtype=np.float64)
-    known = np.isfinite(values).all(axis=1)
-    if not known.any():
+        expected = truth.iloc[:, 0].map(str).to_numpy()
+        per_row = (predictions[names[0]].map(str).to_numpy() == expected).astype(np.float64)
+        metric = "accuracy"
+    else:
+        values = pd.DataFrame({n: pd.to_numeric(truth[n], errors="coerce") for n in names}).to_numpy(dtype=np.float64)
+        known = np.isfinite(values).all(axis=1)
+        errors = predictions[names].to_numpy(dtype=np.float64) - np.where(np.isfinite(values), values, 0.0)
+        per_row = np.mean(errors**2, axis=1)
+        metric = "rmse"
+    w = np.ones(len(frame)) if weights is None else weights
+    if not (known & (w > 0)).any():
         return None
-    errors = predictions[names].to_numpy(dtype=np.float64)[known] - values[known]
-    return {"rmse": float(np.sqrt(np.mean(errors**2))), "rows_scored": int(known.sum())}
+    mean = float(np.sum(per_row[known] * w[known]) / np.sum(w[known]))
+    score = {metric: mean if metric == "accuracy" else float(np.sqrt(mean)), "rows_scored": int(known.sum())}
+    if weights is not None:
+        score["weighted"] = True
+    return score

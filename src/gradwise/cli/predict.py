@@ -25,9 +25,10 @@ PREVIEW_ROWS = 10
 @click.option("--data", required=True, help="Table to predict for (.csv, .tsv, .parquet, .npz or builtin:NAME).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Write the predictions to this CSV file (a new file unless --overwrite; never the --data table).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+@click.option("--weight-column", default=None, help="Column of per-row weights (finite numbers >= 0) that the score on the table's own target is weighted by, as train and tune weight theirs.")
 @output_options
 @handle_errors
-def command(model_dir: Path, data: str, out: Path | None, overwrite: bool, as_json: bool) -> None:
+def command(model_dir: Path, data: str, out: Path | None, overwrite: bool, weight_column: str | None, as_json: bool) -> None:
     """Predict labels (with class probabilities) or values in the target's original units.
 
     If the table also holds the target column, the score on it is reported too.
@@ -36,7 +37,7 @@ def command(model_dir: Path, data: str, out: Path | None, overwrite: bool, as_js
 
     if out is not None:
         check_predictions_path(out, data, overwrite)
-    predictions, score = predict_table(model_dir, data)
+    predictions, score = predict_table(model_dir, data, weight_column)
     if out is not None:
         atomic_write(out, lambda tmp: predictions.to_csv(tmp, index=False))
     if as_json:
@@ -65,9 +66,10 @@ def _print_summary(predictions: pd.DataFrame, score: dict[str, Any] | None, out:
         table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
     console.print(table)
     if score:
-        metrics = ", ".join(f"{k} {format_metric(k, v)}" for k, v in score.items() if k != "rows_scored")
+        metrics = ", ".join(f"{k} {format_metric(k, v)}" for k, v in score.items() if k not in ("rows_scored", "weighted"))
         unknown = len(predictions) - score["rows_scored"]
         rows = f" ({score['rows_scored']} rows; {unknown} without a target value left out)" if unknown else ""
-        console.print(f"score on the table's own target{rows}: {metrics}")
+        weighted = " (weighted by --weight-column)" if score.get("weighted") else ""
+        console.print(f"score on the table's own target{rows}{weighted}: {metrics}")
     if out:
         console.print(f"wrote {out}")
