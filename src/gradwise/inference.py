@@ -28,12 +28,9 @@ def _weights(frame: pd.DataFrame, name: str | None) -> np.ndarray | None:
     """The checked weight column (finite, >= 0, not all 0), or None without one."""
     if name is None:
         return None
-    from .data.loading import _closest_columns
-    from .data.validation import row_weights
+    from .data.loading import _take_weights
 
-    if name not in frame.columns:
-        raise DataError(f"weight column '{name}' not found; {_closest_columns(name, frame.columns)}")
-    return row_weights(frame[name], name)
+    return _take_weights(frame, name, None)[1].to_numpy()  # the frame keeps the column: it may be a feature too
 
 
 def _feature_frame(model: GradwiseModel, frame: pd.DataFrame) -> pd.DataFrame:

@@ -156,17 +156,10 @@ SHARED_OPTIONS = ("activation", "normalize", "batch_norm", "epochs", "patience",
 
 
 def given_training_options(options: dict[str, Any]) -> list[str]:
-    """The SHARED_OPTIONS the user gave: those without a default set (None when not given),
-    and those with one that the command line or the environment supplied."""
+    """The SHARED_OPTIONS the command line or the environment supplied (not their defaults)."""
     context = click.get_current_context(silent=True)
-    given = []
-    for name in SHARED_OPTIONS:
-        if options.get(name) is None:
-            continue
-        source = context.get_parameter_source(name) if context is not None else None
-        if name in ("activation", "normalize", "batch_norm") or source in (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT):
-            given.append(name)
-    return given
+    given_by = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+    return [name for name in SHARED_OPTIONS if context is not None and context.get_parameter_source(name) in given_by]
 
 
 def check_flag_against_space(name: str, value: Any, space: Any) -> None:
@@ -192,6 +185,8 @@ def check_flag_against_space(name: str, value: Any, space: Any) -> None:
 STUDY_OPTIONS = {"strategy": "strategy", "pruner": "pruner", "metric": "metric", "cv": "cv", "ensemble": "ensemble",
                  "population": "population", "split": "split", "seed": "seed",
                  "weight_column": "weight_column", "space_file": "space", "family": "space"}
+# The two options that set the space, as the user writes them (their parameters are named otherwise).
+SPACE_FLAGS = {"space_file": "--space", "family": "--optimizer"}
 
 
 def resume_claims(options: dict[str, Any], spec: Any) -> dict[str, tuple[str, Any]]:
@@ -203,8 +198,8 @@ def resume_claims(options: dict[str, Any], spec: Any) -> dict[str, tuple[str, An
     claims = {f"base.{name}": (_flag_text(name, spec.base.get(name)), spec.base.get(name)) for name in given_training_options(options)}
     for option, field_name in STUDY_OPTIONS.items():
         if context.get_parameter_source(option) == click.core.ParameterSource.COMMANDLINE:
-            shown = f"--{option.replace('_', '-')}" if field_name == "space" else _flag_text(option, options[option])
-            claims[field_name] = (shown.replace("--space-file", "--space").replace("--family", "--optimizer"), getattr(spec, field_name))
+            shown = SPACE_FLAGS.get(option) or _flag_text(option, options[option])
+            claims[field_name] = (shown, getattr(spec, field_name))
     return claims
 
 

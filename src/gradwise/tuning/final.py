@@ -86,17 +86,11 @@ def train_networks(configs: list[TrainConfig], splits: Any, progress: bool, time
 
 
 def _population_fits(configs: list[TrainConfig], splits: Any) -> bool:
-    from ..budget import MemoryBudgetError, check_memory
-    from ..training.loop import resolve_device
     from ..training.population import can_batch
+    from .objective import memory_reason
 
-    if can_batch(configs[0]):
-        return False
-    try:
-        check_memory(configs[0], splits.n_features, splits.n_outputs, len(splits.train), len(configs), resolve_device(configs[0].device))
-    except MemoryBudgetError:
-        return False  # one at a time still fits (fit checks it, and says so if not)
-    return True
+    # When the stacked networks would not fit, one at a time may (fit checks it, and says so if not).
+    return can_batch(configs[0]) is None and memory_reason(configs[0], splits, len(configs)) is None
 
 
 def _train_population(configs: list[TrainConfig], splits: Any, progress: bool, time_limit: float | None) -> list[Any]:
