@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gradwise import StopTraining, TrainConfig, fit, load_table, split_table
+from gradwise import EndEpoch, StopTraining, TrainConfig, fit, load_table, split_table
 from gradwise.errors import ConfigError
 
 
@@ -87,6 +87,35 @@ def test_callback_can_stop_training(iris):
 
     result = fit(TrainConfig(epochs=10), iris, [StopAtTwo()])
     assert result.epochs_run == 2 and result.stop_reason == "enough"
+
+
+def test_a_step_callback_can_end_an_epoch_early_and_training_goes_on(iris):
+    """EndEpoch from on_step_end: that epoch ends after the step, is evaluated on the
+    validation rows and recorded; the next epoch runs in full."""
+
+    class EndFirstEpochAtStep3:
+        def on_step_end(self, state):
+            if state.epoch == 0 and state.step == 3:
+                raise EndEpoch()
+
+    m = len(iris.train)
+    steps = math.ceil(m / 16)
+    counter = StepCounter()
+    config = TrainConfig(batch_size=16, epochs=3, patience=None, hidden=8)
+    result = fit(config, iris, [EndFirstEpochAtStep3(), counter])
+    assert counter.per_epoch == [3, steps, steps]
+    assert [r.updates for r in result.history] == [3, 3 + steps, 3 + 2 * steps]
+    assert result.epochs_run == 3 and result.stop_reason == "completed 3 epochs"
+    assert math.isfinite(result.history[0].val_loss) and math.isfinite(result.history[0].train_loss)
+    assert result.history[0].val_loss != fit(config, iris).history[0].val_loss  # not the full epoch's
+
+
+def test_a_time_limit_ends_training_within_the_step_that_passes_it(iris):
+    from gradwise.training.callbacks import TimeLimit
+
+    result = fit(TrainConfig(batch_size=4, epochs=50, patience=None, hidden=8), iris, [TimeLimit(0.0)])
+    assert result.epochs_run == 1 and result.updates == 1
+    assert result.stop_reason == "time limit: 0 s reached in epoch 1"
 
 
 def test_other_callback_exceptions_propagate(iris):

@@ -3,6 +3,8 @@ training is bounded by a time limit that keeps the best weights."""
 
 from __future__ import annotations
 
+import math
+
 import optuna
 import pytest
 import torch
@@ -40,13 +42,15 @@ def test_an_ensemble_trained_as_one_population_equals_fit_network_by_network(iri
 
 
 @pytest.mark.parametrize("members", [1, 3])
-def test_a_time_limit_ends_the_final_training_after_the_epoch_that_passes_it(iris, members):
-    # A limit of 0 s is passed by the first epoch: every network ends there, with its weights.
-    configs = [TrainConfig(hidden=8, epochs=50, patience=None, seed=s) for s in range(members)]
+def test_a_time_limit_ends_the_final_training_in_the_step_that_passes_it(iris, members):
+    # A limit of 0 s is passed by the first step: every network ends there, its epoch cut
+    # short (batches of 8: an epoch would be several steps) and evaluated, with its weights.
+    configs = [TrainConfig(hidden=8, epochs=50, patience=None, seed=s, batch_size=8) for s in range(members)]
     runs = train_networks(configs, iris, progress=False, time_limit=0.0)
+    assert len(iris.train) > 8
     for run in runs:
-        assert len(run.history) == 1
-        assert run.stop_reason.startswith("time limit: 0 s reached after epoch 1")
+        assert len(run.history) == 1 and run.updates == 1 and math.isfinite(run.history[0].val_loss)
+        assert run.stop_reason.startswith("time limit: 0 s reached in epoch 1")
         assert all(torch.isfinite(w).all() for w in _weights(run.model))
 
 

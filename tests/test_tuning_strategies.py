@@ -201,6 +201,23 @@ def test_past_the_deadline_a_trial_is_cut_at_its_epoch_end_complete_first_then_p
     assert second.user_attrs["prune_reason"] == "the --timeout ran out in epoch 1 of this trial"
 
 
+def test_the_deadline_ends_the_epoch_it_falls_in_after_that_step(iris):
+    """An epoch can take minutes on a large table: past the deadline the trial's epoch ends
+    after its current step (evaluated, so a first trial still has a score), not at its end."""
+    from gradwise import fit
+    from gradwise.tuning.objective import Deadline
+
+    study = optuna.create_study(direction="maximize")
+    config = TrainConfig(epochs=6, patience=None, hidden=8, batch_size=4)
+    assert len(iris.train) > 4
+    result = fit(config, iris, callbacks=[Deadline(study.ask(), time.monotonic() - 1.0)])
+    assert result.epochs_run == 1 and result.updates == 1 and math.isfinite(result.history[0].val_loss)
+    assert result.stop_reason.startswith("the --timeout ran out before any trial had completed")
+    study.tell(study.trials[0].number, 0.5)
+    with pytest.raises(optuna.TrialPruned, match="the --timeout ran out in epoch 1"):
+        fit(config, iris, callbacks=[Deadline(study.ask(), time.monotonic() - 1.0)])
+
+
 @pytest.fixture(scope="module")
 def diabetes():
     return split_table(load_table("builtin:diabetes"), seed=0)

@@ -25,7 +25,7 @@ _HOMES = {
     **dict.fromkeys(("Diagnosis", "Finding", "Fix", "GradientMonitor", "render_diagnosis", "run_chain"), ".diagnosis"),
     **dict.fromkeys(("GradwiseModel", "build_mlp", "load_bundle", "save_bundle"), ".models"),
     **dict.fromkeys(("GD", "Adam", "Momentum", "RMSprop", "build_optimizer", "make_schedule"), ".optim"),
-    **dict.fromkeys(("EpochRecord", "FitResult", "StopTraining", "TrainState", "compare_optimizers", "fit"), ".training"),
+    **dict.fromkeys(("EndEpoch", "EpochRecord", "FitResult", "StopTraining", "TrainState", "compare_optimizers", "fit"), ".training"),
     **dict.fromkeys(("tune", "TuneSpec", "TuneResult", "SearchSpace", "default_space", "load_space"), ".tuning"),
 }
 # gradwise.report.write(...): a submodule, loaded when first named like the others

@@ -11,7 +11,9 @@ A callback is any object with some of these methods; the loop calls those that e
 
 Any of them may raise :class:`StopTraining` to end the run early and cleanly (the result
 then says why); other exceptions propagate, so the tuner's ``optuna.TrialPruned`` reaches
-Optuna unchanged.
+Optuna unchanged. ``on_step_end`` may also raise :class:`EndEpoch`: the epoch ends after
+that step and is evaluated as usual, so a clock need not wait out an epoch that takes
+minutes on a large table.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ import torch
 
 class StopTraining(Exception):
     """Raised by a callback to end training early; the message becomes the stop reason."""
+
+
+class EndEpoch(Exception):
+    """Raised by ``on_step_end`` to end the current epoch after this step: the rows it has
+    not reached yet are left out of it, its validation follows, then ``on_epoch_end``."""
 
 
 @dataclass
@@ -86,10 +93,29 @@ def dispatch(callbacks: list[Any], event: str, *args: Any) -> None:
             method(*args)
 
 
+def step_ended(callbacks: list[Any], state: TrainState) -> bool:
+    """``on_step_end`` on every callback (one that ends the epoch does not keep the others from
+    seeing the step); whether any of them raised :class:`EndEpoch`."""
+    end = False
+    for callback in callbacks:
+        method = getattr(callback, "on_step_end", None)
+        if method is None:
+            continue
+        try:
+            method(state)
+        except EndEpoch:
+            end = True
+    return end
+
+
 class TimeLimit:
-    """Ends training at the end of the first epoch that finishes ``seconds`` after the clock
-    started (at construction, or at ``on_train_start``): the best weights so far are kept, as
-    with early stopping. ``reached()`` asks the same clock (populations end their members by it)."""
+    """Ends training once ``seconds`` have passed since the clock started (at construction,
+    or at ``on_train_start``): the epoch running then ends after its current step
+    (:class:`EndEpoch`), is evaluated, and training stops with the best weights so far, as
+    with early stopping. Why not at the end of that epoch: one epoch of a wide network with
+    small batches on ggplot2's diamonds (37,758 training rows, batch 16, 4 x 512) took 25 s
+    on a 2-core CPU, and a table ten times that size would take minutes past the limit.
+    ``reached()`` asks the same clock (populations end their members by it)."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -102,7 +128,11 @@ class TimeLimit:
         return time.monotonic() - self.started >= self.seconds
 
     def reason(self, epoch: int) -> str:
-        return f"time limit: {self.seconds:.0f} s reached after epoch {epoch}"
+        return f"time limit: {self.seconds:.0f} s reached in epoch {epoch}"
+
+    def on_step_end(self, state: TrainState) -> None:
+        if self.reached():
+            raise EndEpoch()
 
     def on_epoch_end(self, state: TrainState, record: EpochRecord) -> None:
         if self.reached():

@@ -28,7 +28,7 @@ from ..models.model import GradwiseModel
 from ..optim import build_optimizer, make_schedule
 from .denormals import flushed_denormals
 from .flat import ELEMENTWISE_OPTIMIZERS, FlatParameters
-from .callbacks import EpochRecord, StopTraining, TrainState, dispatch
+from .callbacks import EpochRecord, StopTraining, TrainState, dispatch, step_ended
 from .metrics import RunningMetrics, evaluate, loss_function, row_loss_function, target_variance, weighted_mean
 from .progress import EpochProgress
 from .result import FitResult
@@ -221,8 +221,9 @@ class _Trainer:
                 nn.utils.clip_grad_norm_(net.parameters(), self.config.clip_grad)
             optimizer.step()
             state.step += 1
-            dispatch(self.callbacks, "on_step_end", state)
             running.update(out, yb, loss, None if w is None else wb)
+            if step_ended(self.callbacks, state):
+                break
         return running.result()
 
     def _train_target_var(self) -> torch.Tensor | None:

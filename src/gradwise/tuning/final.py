@@ -10,8 +10,8 @@ early-stopped on fold k) do better: diabetes, default configuration, split seeds
 test RMSE 55.12 against 54.49 here (worse on all five), breast_cancer accuracy 0.9721
 against 0.9744.
 
-**Bounded in time.** The final training stops at the end of the epoch that passes its time
-limit, keeping its best weights so far: at most as long as the search ran, and at least
+**Bounded in time.** The final training stops in the step that passes its time limit (that
+epoch ends there and is evaluated), keeping its best weights so far: at most as long as the search ran, and at least
 :data:`MIN_FINAL_SECONDS`. Without it a short search on a large table was followed by an
 unbounded one: ``--timeout 40`` on ggplot2's diamonds (53,940 rows, this 2-core CPU) searched
 40 s, then trained the final network 100 epochs for another 3.5 minutes.
@@ -108,7 +108,7 @@ def _train_population(configs: list[TrainConfig], splits: Any, progress: bool, t
                 return {}
             return {member: limit.reason(record.epoch) for member, record in records.items()}
 
-        results = trainer.run(on_epoch)
+        results = trainer.run(on_epoch, cut_epoch=None if limit is None else limit.reached)
     return [result.fit_result() for result in results]  # in the members' order
 
 

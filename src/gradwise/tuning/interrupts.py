@@ -47,7 +47,11 @@ def raise_pending() -> None:
 
 
 class InterruptCheck:
-    """A training callback: :func:`raise_pending` at the end of every epoch."""
+    """A training callback: :func:`raise_pending` after every step (an epoch on a large table
+    can take minutes) and at the end of every epoch."""
+
+    def on_step_end(self, state: Any) -> None:
+        raise_pending()
 
     def on_epoch_end(self, state: Any, record: Any) -> None:
         raise_pending()

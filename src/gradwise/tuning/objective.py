@@ -77,9 +77,12 @@ class PruningCallback:
 
 
 class Deadline:
-    """Prunes the trial at the end of an epoch once ``at`` (``time.monotonic()``) has passed,
-    so ``--timeout`` holds to within an epoch instead of a whole trial: a 5-fold trial on
-    digits takes 20-30 s, and the default two-minute search overran by 26 s waiting for one.
+    """Prunes the trial once ``at`` (``time.monotonic()``) has passed, so ``--timeout`` holds
+    to within a training step instead of a whole trial: a 5-fold trial on digits takes 20-30 s,
+    and the default two-minute search overran by 26 s waiting for one. The epoch running at
+    the deadline ends after its current step (``EndEpoch``): an epoch of a 4 x 512 network
+    with batch 16 on ggplot2's diamonds took 25 s on a 2-core CPU, and a 60 s search on that
+    table once ran for 104 s.
 
     While the study has no completed trial, pruning would leave nothing to hand back, so the
     trial instead ends there as complete, scored by its best epoch so far (:func:`cut_first`).
@@ -89,6 +92,12 @@ class Deadline:
 
     def __init__(self, trial: optuna.Trial, at: float) -> None:
         self.trial, self.at = trial, at
+
+    def on_step_end(self, state: Any) -> None:
+        if time.monotonic() >= self.at:
+            from ..training.callbacks import EndEpoch
+
+            raise EndEpoch()
 
     def on_epoch_end(self, state: Any, record: Any) -> None:
         from ..training.callbacks import StopTraining

@@ -245,7 +245,9 @@ class PopulationObjective:
         self.key = group_key(group[0].config, self.folds[0])
         members = self._members(group, 0)
         trainer = PopulationTrainer(members, monitor=self.monitor, shapes=bucket_shapes(group[0].config, self.folds[0]))
-        trainer.run(self._on_epoch, self._on_end, self._refill)
+        deadline = self.objective.deadline
+        past_deadline = None if deadline is None else (lambda: time.monotonic() >= deadline)
+        trainer.run(self._on_epoch, self._on_end, self._refill, cut_epoch=past_deadline)  # the epoch at the deadline ends there
 
     def _members(self, group: list[TrialRun], first: int) -> list[Any]:
         from ..training.population import Member

@@ -158,6 +158,7 @@ class PopulationTrainer:
         self.updates: list[int] = []
         self.epochs_done: list[int] = []
         self.histories: list[list[EpochRecord]] = []
+        self.cut_epoch: Callable[[], bool] | None = None  # see run
         self.add(members)
         self.watch = PopulationWatch(self.net.depth) if monitor else None
 
@@ -246,11 +247,14 @@ class PopulationTrainer:
     # -- the loop --
 
     def run(self, on_epoch: EpochHook | None = None, on_end: Callable[[int, MemberResult], None] | None = None,
-            refill: Callable[["PopulationTrainer"], None] | None = None) -> list[MemberResult]:
+            refill: Callable[["PopulationTrainer"], None] | None = None, cut_epoch: Callable[[], bool] | None = None) -> list[MemberResult]:
         """Train until every member has ended; ``on_end(index, result)`` hears of each as it ends,
-        and ``refill(trainer)`` may :meth:`add` members after any epoch."""
+        and ``refill(trainer)`` may :meth:`add` members after any epoch. ``cut_epoch()`` is asked
+        after every step: true ends the epoch there, as ``EndEpoch`` ends ``fit``'s (a clock
+        that has run out: an epoch of a large population can take minutes)."""
         self.started = time.perf_counter()
         self.on_end = on_end
+        self.cut_epoch = cut_epoch
         with flushed_denormals():
             self._loop(on_epoch, refill)
         return [r for r in self.results if r is not None]
@@ -311,14 +315,19 @@ class PopulationTrainer:
         # Steps whose batch is B real rows for every member: no masks needed there.
         full_steps = min(m // B for m in counts) if same_size else 0
         weights = None if self.train.w is None else EpochWeights(self.train, order, batch_sizes, steps)
+        taken = max(steps)
         for s in range(max(steps)):
             if weights is not None:
                 self._step(*batch(X, y, valid, s, B), weights.active(s), sums, first=s == 0, weights=weights.batch(s))
-                continue
-            active = None if s < min(steps) else torch.tensor(s, device=self.device) < steps_t
-            self._step(*batch(X, y, valid, s, B), active, sums, first=s == 0, full=s < full_steps)
+            else:
+                active = None if s < min(steps) else torch.tensor(s, device=self.device) < steps_t
+                self._step(*batch(X, y, valid, s, B), active, sums, first=s == 0, full=s < full_steps)
+            if self.cut_epoch is not None and s + 1 < taken and self.cut_epoch():
+                taken = s + 1
+                break
+        updates = [min(n, taken) for n in steps] if weights is None else weights.updates_in(taken)
         for slot, member in enumerate(self.ids):
-            self.updates[member] += steps[slot] if weights is None else weights.updates[slot]
+            self.updates[member] += updates[slot]
         return sums.results(self.task, [self.scales[m] for m in self.ids], [self.train_var[m] for m in self.ids])
 
     def _updates_per_epoch(self, rows: int, batch_size: int) -> int:

@@ -30,7 +30,10 @@ class EpochWeights:
         S = max(steps)
         within = torch.arange(S, device=device).unsqueeze(0) < torch.tensor(steps, device=device).unsqueeze(1)
         self.takes = within & batches_with_weight(self.w, self.counts, self.sizes, S)  # [K, S]
-        self.updates = self.takes.sum(dim=1).tolist()  # one host sync an epoch, as fit's
+
+    def updates_in(self, steps: int) -> list[int]:
+        """Each member's updates in the epoch's first ``steps`` steps (one host sync, as fit's)."""
+        return self.takes[:, :steps].sum(dim=1).tolist()
 
     def active(self, s: int) -> Tensor:
         """[K] whether each member updates in step ``s`` (a batch of its own with some weight)."""
