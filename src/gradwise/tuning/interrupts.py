@@ -5,8 +5,8 @@ If that is inside a finalizer (a ``__del__``, a weakref callback that the garbag
 runs in the middle of a training step), the exception is printed as "Exception ignored in"
 and dropped, and the search carries on as if nothing happened: a CI run saw `tune` exit 0
 after SIGINT. While :func:`sticky_interrupts` is active, SIGINT also leaves a mark, and the
-tuner raises KeyboardInterrupt again at the next epoch or trial boundary
-(:func:`raise_pending`), so the interrupt ends the search within an epoch whatever swallowed
+tuner raises KeyboardInterrupt again at the next step, epoch or trial boundary
+(:func:`raise_pending`), so the interrupt ends the search within a step whatever swallowed
 it first.
 """
 
