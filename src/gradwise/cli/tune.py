@@ -24,7 +24,7 @@ STRATEGY_HELP = "staged: α first, then β/hidden/batch size around it, then lay
 @data_options
 @weight_option
 @click.option("--trials", "n_trials", type=click.IntRange(min=1), default=None, help="Finished trials the study should reach (counted over all workers and resumed runs).")
-@click.option("--timeout", type=float, default=None, help="Seconds of searching for this run; a trial still running then is stopped at the end of its epoch (complete, with its best epoch so far, when no trial has completed yet). Default: 120 when --trials is not given.")
+@click.option("--timeout", type=float, default=None, help="Seconds of searching for this run; a trial still running then is stopped within its training step, its epoch ending there (complete, with its best epoch so far, when no trial has completed yet). Default: 120 when --trials is not given.")
 @click.option("--strategy", type=click.Choice(["staged", "joint", "random"]), default="staged", show_default=True, help=STRATEGY_HELP)
 @click.option("--optimizer", "family", type=click.Choice(["gd", "momentum", "rmsprop", "adam"]), default=None, help="Optimizer family whose space is searched (default: the --space file's, else adam).")
 @click.option("--space", "space_file", type=click.Path(path_type=Path), default=None, help="TOML, JSON or YAML file that narrows, widens, fixes or adds parameters.")

@@ -16,7 +16,7 @@ STORAGE_ENV = "GRADWISE_STORAGE"  # tuning/workers.py passes --storage this way
 @click.command("worker")
 @click.option("--storage", required=True, envvar=STORAGE_ENV, show_envvar=True, help="The study's storage: postgresql://user@host/db, or a study.journal path on this machine. Read from the environment when not given, so a password need not appear in the process list.")
 @click.option("--study", "study_name", required=True, help="Name of a study created by gradwise tune.")
-@click.option("--timeout", type=float, default=None, help="Stop after this many seconds: no new trial starts, and a running one stops at the end of its epoch once the study has a result (default: when the study's --trials are done).")
+@click.option("--timeout", type=float, default=None, help="Stop after this many seconds: no new trial starts, and a running one stops within its training step (pruned once the study has a result) (default: when the study's --trials are done).")
 @click.option("--threads", type=click.IntRange(0, 1024), default=0, show_default=True, help="torch threads for this worker; 0: one for trials trained one at a time, and for populations the cores that other processes leave idle.")
 @click.option("--heartbeat", "heartbeat_interval", type=int, default=10, show_default=True, help="Seconds between heartbeats (PostgreSQL); a trial silent for 3 heartbeats is retried.")
 @click.option("--seed-offset", type=int, default=None, help="Sampler seed = study seed + 1000 × this (default: a random seed).")
