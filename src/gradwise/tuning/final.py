@@ -11,8 +11,8 @@ test RMSE 55.12 against 54.49 here (worse on all five), breast_cancer accuracy 0
 against 0.9744.
 
 **Bounded in time.** The final training stops in the step that passes its time limit (that
-epoch ends there and is evaluated), keeping its best weights so far: at most as long as the search ran, and at least
-:data:`MIN_FINAL_SECONDS`. Without it a short search on a large table was followed by an
+epoch ends there and is evaluated), keeping its best weights so far: at most as long as the
+search ran, and at least :data:`MIN_FINAL_SECONDS`. Without it a short search on a large table was followed by an
 unbounded one: ``--timeout 40`` on ggplot2's diamonds (53,940 rows, this 2-core CPU) searched
 40 s, then trained the final network 100 epochs for another 3.5 minutes.
 

@@ -315,8 +315,8 @@ class PopulationTrainer:
         # Steps whose batch is B real rows for every member: no masks needed there.
         full_steps = min(m // B for m in counts) if same_size else 0
         weights = None if self.train.w is None else EpochWeights(self.train, order, batch_sizes, steps)
-        taken = max(steps)
-        for s in range(max(steps)):
+        taken = max(steps)  # steps of this epoch, fewer when cut_epoch ends it early
+        for s in range(taken):
             if weights is not None:
                 self._step(*batch(X, y, valid, s, B), weights.active(s), sums, first=s == 0, weights=weights.batch(s))
             else:
