@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import json
 import os
@@ -279,6 +281,24 @@ def test_resume_without_a_study_to_continue_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="no study 'gradwise-iris'"):
         tune(TuneSpec(data="builtin:iris", n_trials=1), tmp_path, resume=True)
+
+
+def test_a_python_resume_refuses_a_spec_that_would_change_the_study_and_takes_a_new_budget(tmp_path):
+    # Before, tune(spec, resume=True) continued the stored study and dropped base={"epochs": 3} unsaid.
+    from gradwise.errors import ConfigError
+    from gradwise.tuning import TuneSpec, default_space, tune
+
+    space = default_space("adam").to_dict()
+    space["params"]["lr"]["low"] = 1e-3  # a space of the caller's own, with tuples where JSON has lists
+    space["params"]["hidden"]["choices"] = ()
+    first = TuneSpec(data="builtin:iris", n_trials=1, timeout=None, cv=0, split=(0.6, 0.2, 0.2), population="off", space=space, base={"epochs": 2})
+    tune(first, tmp_path, retrain=False)
+    for changed, named in ((dict(base={"epochs": 3}), r"base\['epochs'\].*epochs = 2"), (dict(cv=3), "TuneSpec.cv.*cv = 0"),
+                           (dict(strategy="joint"), "TuneSpec.strategy")):
+        with pytest.raises(ConfigError, match=named):
+            tune(dataclasses.replace(first, n_trials=2, **changed), tmp_path, resume=True, retrain=False)
+    again = tune(dataclasses.replace(first, n_trials=2), tmp_path, resume=True, retrain=False)  # the same spec, a new budget
+    assert again.counts.finished == 2
 
 
 def test_the_live_line_counts_trials_by_state_and_names_the_metric():

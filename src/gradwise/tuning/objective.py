@@ -94,7 +94,7 @@ class Deadline:
         self.trial, self.at = trial, at
 
     def on_step_end(self, state: Any) -> None:
-        if time.monotonic() >= self.at:
+        if deadline_passed(self.at):
             from ..training.callbacks import EndEpoch
 
             raise EndEpoch()
@@ -102,13 +102,18 @@ class Deadline:
     def on_epoch_end(self, state: Any, record: Any) -> None:
         from ..training.callbacks import StopTraining
 
-        if time.monotonic() < self.at:
+        if not deadline_passed(self.at):
             return
         if not self.trial.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             raise StopTraining(cut_first(self.trial, record.epoch))
         reason = f"the --timeout ran out in epoch {record.epoch} of this trial"
         self.trial.set_user_attr("prune_reason", reason)
         raise optuna.TrialPruned(reason)
+
+
+def deadline_passed(deadline: float | None) -> bool:
+    """Whether ``deadline`` (``time.monotonic()`` seconds; None: none) has passed."""
+    return deadline is not None and time.monotonic() >= deadline
 
 
 CUT_FIRST = "the --timeout ran out before any trial had completed"

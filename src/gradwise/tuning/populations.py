@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
@@ -36,7 +35,7 @@ from optuna.trial import TrialState
 
 from ..errors import ConfigError
 from .interrupts import raise_pending
-from .objective import METRICS, FATAL_FINDINGS, cut_first, epoch_metric, mean_curve_best, memory_reason
+from .objective import METRICS, FATAL_FINDINGS, cut_first, deadline_passed, epoch_metric, mean_curve_best, memory_reason
 from .space import to_raw_value
 from .storage import RetryStaleTrial, heartbeat
 
@@ -245,9 +244,14 @@ class PopulationObjective:
         self.key = group_key(group[0].config, self.folds[0])
         members = self._members(group, 0)
         trainer = PopulationTrainer(members, monitor=self.monitor, shapes=bucket_shapes(group[0].config, self.folds[0]))
-        deadline = self.objective.deadline
-        past_deadline = None if deadline is None else (lambda: time.monotonic() >= deadline)
-        trainer.run(self._on_epoch, self._on_end, self._refill, cut_epoch=past_deadline)  # the epoch at the deadline ends there
+        trainer.run(self._on_epoch, self._on_end, self._refill, cut_epoch=self._cut_epoch)
+
+    def _cut_epoch(self) -> bool:
+        """Asked after every step but an epoch's last: a Ctrl-C that a finalizer swallowed ends
+        the population here (an epoch of a large table takes minutes), and the epoch running
+        at the --timeout ends in this step."""
+        raise_pending()
+        return deadline_passed(self.objective.deadline)
 
     def _members(self, group: list[TrialRun], first: int) -> list[Any]:
         from ..training.population import Member
@@ -267,10 +271,9 @@ class PopulationObjective:
         from ..training.population import Member
 
         live = [run for run in self.trained if run.state is None]
-        deadline = self.objective.deadline
         if self.take is None or len(live) > self.size // 2 or len(self.pending) >= self.size:
             return
-        if deadline is not None and time.monotonic() >= deadline:
+        if deadline_passed(self.objective.deadline):
             return
         if len(self.trained) >= POPULATION_TRIALS * self.size:  # this shape has had its share
             return
@@ -332,16 +335,14 @@ class PopulationObjective:
             run.reported = epoch
             if run.trial.should_prune():
                 return f"pruner: unpromising validation {self.metric} {value:.4g} at epoch {epoch}"
-        deadline = self.objective.deadline
-        if deadline is not None and time.monotonic() >= deadline and _has_complete(run.trial):
+        if deadline_passed(self.objective.deadline) and _has_complete(run.trial):
             return f"the --timeout ran out in epoch {epoch} of this trial"
         return None
 
     def _cut_first(self, run: TrialRun, records: dict[int, Any]) -> str | None:
         """The stop reason that ends ``run`` unpruned when the --timeout has run out before any
         trial completed (see objective.Deadline), or None."""
-        deadline = self.objective.deadline
-        if deadline is None or time.monotonic() < deadline or _has_complete(run.trial):
+        if not deadline_passed(self.objective.deadline) or _has_complete(run.trial):
             return None
         return cut_first(run.trial, next(records[m].epoch for m in run.members if m in records))
 

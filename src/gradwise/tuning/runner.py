@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 
 from ..budget import AVAILABLE_SHARE, available_memory, max_workers
 from .interrupts import raise_pending, sticky_interrupts
+from .objective import deadline_passed
 from .populations import ASK_SECONDS
 from .spec import SPEC_ATTR, TuneSpec, build_objective, load_splits, read_spec
 from .storage import RetryStaleTrial, WORKER_ATTR, budget_lock, fail_stale_trials, heartbeat, retried_numbers, storage_journal, worker_id
@@ -375,7 +376,7 @@ def _run_worker(study: optuna.Study, spec: TuneSpec, splits: Any, population: in
     ran = 0
     fail_stale_trials(study, ownerless_is_stale=ownerless_is_stale)
     configure = _shaped_configure(objective)
-    while deadline is None or time.monotonic() < deadline:
+    while not deadline_passed(deadline):
         raise_pending()
         fail_stale_trials(study)
         if population:  # several trials trained as one batched network (tuning/populations.py)

@@ -82,10 +82,33 @@ def check_claims(study: optuna.Study, stored: TuneSpec, claims: dict[str, tuple[
         kept = getattr(config, name[5:]) if name.startswith("base.") else getattr(stored, name)
         if name == "metric":  # a study made without --metric has its task's default one
             kept = metric_of(study, stored)
-        if kept != value:
+        if _as_stored(kept) != _as_stored(value):
             shown = kept if not isinstance(kept, dict) else "another space"
             raise ConfigError(f"{flag} differs from study {study.study_name!r}, which --resume continues as it was created ({name.removeprefix('base.')} = {json.dumps(shown, default=str)}); "
                               "drop the option, or start a new study (another --out or --study, or --overwrite)")
+
+
+def _as_stored(value: Any) -> Any:
+    """``value`` as the study's JSON holds it (a tuple comes back a list)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+# What a resume may change: this run's budget, not the study.
+BUDGET_FIELDS = ("n_trials", "timeout", "workers")
+
+
+def spec_claims(spec: TuneSpec) -> dict[str, tuple[str, Any]]:
+    """A Python caller's claims for :func:`check_claims`: every field of ``spec`` set away from
+    its default (and every ``base`` option), as the CLI's are the options typed on purpose.
+    Before, ``tune(spec, resume=True)`` continued the stored study and dropped a changed
+    ``base={"epochs": 5}`` or ``cv=3`` without a word."""
+    plain = TuneSpec()
+    claims = {f"base.{name}": (f"base[{name!r}]", value) for name, value in spec.base.items()}
+    for item in dataclasses.fields(TuneSpec):
+        value = getattr(spec, item.name)
+        if item.name not in (*BUDGET_FIELDS, "base") and value != getattr(plain, item.name):
+            claims[item.name] = (f"TuneSpec.{item.name}", value)
+    return claims
 
 
 def tune(
@@ -109,12 +132,15 @@ def tune(
     earlier run's files are set aside, not deleted, until this run has its result: a run
     that fails or is interrupted (:class:`EarlierRunRestored`) puts them back as they were.
     On ``resume``, ``claims`` (the options the caller set on purpose, as :func:`check_claims`
-    reads them) must agree with the study's stored settings.
+    reads them; by default every field of ``spec`` away from its default, :func:`spec_claims`)
+    must agree with the study's stored settings.
     """
     out_dir = Path(out_dir)
     check_output_dir(out_dir)
     set_threads(threads)
     study_name = study_name or default_study_name(spec)
+    if resume and claims is None:
+        claims = spec_claims(spec)
     spec, splits = (spec, None) if resume else prepare(spec)  # a resume checks the stored spec instead
     fresh = not out_dir.exists()
     with claim_output_dir(out_dir):  # a second run on this --out is refused from here on
