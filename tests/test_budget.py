@@ -2,7 +2,6 @@
 end to end under an address-space limit, so a regression fails instead of exhausting memory."""
 
 import json
-import resource
 import subprocess
 import sys
 import textwrap

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .chain_names import ACTIVATION_NAMES, SCENARIOS
+from .chain_names import SCENARIOS
 
 LEAKY_SLOPE = 0.01  # torch.nn.LeakyReLU's default negative slope
 SELU_ALPHA = 1.6732632423543772

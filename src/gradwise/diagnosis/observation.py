@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 import torch
-from torch import nn
 
 from . import measures as M
 

@@ -22,7 +22,6 @@ zero gradients) keep it there before the unit mask.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
