@@ -183,20 +183,21 @@ def test_a_weight_column_leaves_the_features_and_weights_every_split(tmp_path):
     assert "w" in load_table(tmp_path / "t.csv", target="label").features.columns
 
 
-def test_weight_0_rows_always_train_and_the_rest_split_as_without_them(tmp_path):
-    """Weight-0 rows are never held out, do not move the split of the others, and add no
-    category level to the encoder (the 'green' only they have)."""
+def test_weight_0_rows_are_in_no_part_and_the_parts_equal_the_split_without_them(tmp_path):
+    """Weight-0 rows are in no part (train included), the parts are exactly those of the
+    table without them, and the encoder gets no category level from them (the 'green'
+    only they have)."""
     weighted_table(tmp_path / "with.csv", zero_rows=12)
     weighted_table(tmp_path / "without.csv")
     with_zeros = split_table(load_table(tmp_path / "with.csv", target="label", weight="w"), seed=3)
     without = split_table(load_table(tmp_path / "without.csv", target="label", weight="w"), seed=3)
-    assert (with_zeros.val.w > 0).all() and (with_zeros.test.w > 0).all()
-    assert (with_zeros.train.w == 0).sum() == 12
-    for name in ("val", "test"):
-        np.testing.assert_array_equal(getattr(with_zeros, name).X, getattr(without, name).X)
-        np.testing.assert_array_equal(getattr(with_zeros, name).w, getattr(without, name).w)
-    positive = with_zeros.train.w > 0
-    np.testing.assert_array_equal(with_zeros.train.X[positive], without.train.X)
+    weightless = np.arange(60, 72)  # weighted_table appends the 12 weight-0 rows after the 60
+    for name in ("train", "val", "test"):
+        assert not np.isin(getattr(with_zeros.rows, name), weightless).any(), name
+        assert (getattr(with_zeros, name).w > 0).all(), name
+        np.testing.assert_array_equal(getattr(with_zeros.rows, name), getattr(without.rows, name))  # the same row numbers
+        for attr in ("X", "y", "w"):
+            np.testing.assert_array_equal(getattr(getattr(with_zeros, name), attr), getattr(getattr(without, name), attr), err_msg=f"{name}.{attr}")
     assert with_zeros.n_features == without.n_features  # no 'green' one-hot column
 
 

@@ -302,6 +302,66 @@ def test_zero_weight_rows_do_not_change_a_full_batch_fit_nor_the_hold_out(task):
         np.testing.assert_allclose(with_zeros.model_.input_normalizer.data_max_, without.model_.input_normalizer.data_max_)
 
 
+# Mini-batches of 16 under batch norm, with early stopping on a fifth held out: a weight-0
+# row that stayed in training would move the batch boundaries and the batch statistics.
+MINIBATCH_BN = {"epochs": 25, "hidden": 16, "lr": 0.02, "batch_size": 16, "batch_norm": True, "patience": 3, "validation_fraction": 0.2, "device": "cpu"}
+
+
+def with_weightless_rows(task: str, frame: bool, n_zero: int = 12):
+    """(estimator class, X, y, weights): 80 rows of positive weight in their own order, and
+    ``n_zero`` rows of weight 0 scattered among them, outliers with other labels (and, in a
+    DataFrame, the colour 'green' no other row has)."""
+    cls, X, y = small_task(task, n=80)
+    rng = np.random.default_rng(7)
+    odd_labels = (y[:n_zero] + 1) % 3 if task == "classification" else -3 * y[:n_zero]
+    X_all, y_all = np.vstack([X, X[:n_zero] * 50]), np.concatenate([y, odd_labels])
+    weights = np.r_[rng.uniform(0.5, 2.0, len(y)), np.zeros(n_zero)]
+    order = np.argsort(np.r_[np.arange(len(y)), rng.uniform(0, len(y), n_zero)], kind="stable")
+    X_all, y_all, weights = X_all[order], y_all[order], weights[order]
+    if frame:
+        colour = np.where(weights > 0, np.where(np.arange(len(weights)) % 2, "red", "blue"), "green")
+        X_all = pd.DataFrame(X_all, columns=[f"x{j}" for j in range(X.shape[1])]).assign(colour=colour)
+    return cls, X_all, y_all, weights
+
+
+def rows_of(X, keep: np.ndarray):
+    return X.iloc[keep].reset_index(drop=True) if isinstance(X, pd.DataFrame) else X[keep]
+
+
+def assert_same_fit(a, b) -> None:
+    """The same epochs and losses, and every weight, running statistic and normalizer value."""
+    assert a.n_iter_ == b.n_iter_ and a.best_epoch_ == b.best_epoch_
+    def losses(estimator, key):
+        return [np.nan if getattr(r, key) is None else getattr(r, key) for r in estimator.history_]  # None: nothing held out
+
+    for key in ("train_loss", "val_loss"):
+        np.testing.assert_allclose(losses(a, key), losses(b, key), rtol=1e-6, atol=0)
+    state_a, state_b = a.model_.state_dict(), b.model_.state_dict()
+    assert state_a.keys() == state_b.keys() and any("running_mean" in key for key in state_a)
+    for key in state_a:
+        torch.testing.assert_close(state_a[key], state_b[key], rtol=1e-6, atol=1e-7, msg=key)
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize("frame", [False, True], ids=["array", "dataframe"])
+def test_weight_0_rows_are_left_out_of_a_minibatch_batch_norm_fit(task, frame):
+    """fit with weight-0 rows equals fit on the rows of positive weight alone: the same rows
+    held out (hold_out_weighted among the positive rows, kept in their order), batches,
+    batch-norm statistics, encoder and normalizers; predictions of every row follow. So does
+    partial_fit, which holds no rows out."""
+    cls, X, y, weights = with_weightless_rows(task, frame)
+    keep = np.flatnonzero(weights > 0)
+    with_zeros = cls(**MINIBATCH_BN).fit(X, y, sample_weight=weights)
+    without = cls(**MINIBATCH_BN).fit(rows_of(X, keep), y[keep], sample_weight=weights[keep])
+    assert_same_fit(with_zeros, without)
+    assert with_zeros.stop_reason_.startswith("early stopping")  # the held-out rows decided the epoch kept
+    assert with_zeros.encoder_.n_features == without.encoder_.n_features  # no 'green' column
+    method = "predict_proba" if task == "classification" else "predict"
+    np.testing.assert_allclose(getattr(with_zeros, method)(X), getattr(without, method)(X), rtol=1e-6, atol=1e-9)
+    quick = {**MINIBATCH_BN, "epochs": 3}
+    assert_same_fit(cls(**quick).partial_fit(X, y, sample_weight=weights), cls(**quick).partial_fit(rows_of(X, keep), y[keep], sample_weight=weights[keep]))
+
+
 def test_weights_of_all_ones_equal_no_weights_with_minibatches_and_early_stopping(iris):
     X, y = iris
     plain = GradwiseClassifier(**QUICK).fit(X, y)

@@ -211,6 +211,46 @@ def test_a_batch_of_only_weight_zero_rows_makes_no_update(iris):
     assert counter.per_epoch == [positive, positive]
 
 
+def table_rows(table, keep: np.ndarray):
+    """The table of only the rows ``keep`` (features, target and weights alike)."""
+    from dataclasses import replace
+
+    def rows(frame):
+        return frame.iloc[keep].reset_index(drop=True)
+
+    return replace(table, features=rows(table.features), target=rows(table.target), weights=table.weights[keep])
+
+
+@pytest.mark.parametrize("name", ["iris", "diabetes"])
+def test_a_minibatch_batch_norm_fit_with_weight_0_rows_equals_the_fit_without_them(name):
+    """Weight-0 rows scattered through the table (every 7th) take no place in a mini-batch,
+    the steps per epoch or the batch-norm statistics: the loss history, the stopping
+    epoch, the metrics and every weight and running statistic equal the fit on the table
+    without those rows. (Before, they sat in training batches, counting nothing in the loss
+    but moving the batch statistics and the batch boundaries.)"""
+    from dataclasses import replace
+
+    plain = load_table(f"builtin:{name}")
+    weights = 1.0 + np.arange(plain.n_rows) % 3
+    weights[::7] = 0.0
+    table = replace(plain, weights=weights)
+    without = table_rows(table, np.flatnonzero(weights > 0))
+    config = TrainConfig(batch_norm=True, batch_size=16, epochs=8, patience=2, hidden=16, lr=0.01, device="cpu")
+    counters = StepCounter(), StepCounter()
+    a = fit(config, split_table(table, seed=1), [counters[0]])
+    b = fit(config, split_table(without, seed=1), [counters[1]])
+    assert counters[0].per_epoch == counters[1].per_epoch
+    for key in ("train_loss", "val_loss"):
+        np.testing.assert_allclose([getattr(r, key) for r in a.history], [getattr(r, key) for r in b.history], rtol=1e-6, atol=0)
+    assert a.best_epoch == b.best_epoch and a.stop_reason == b.stop_reason
+    for split in ("train", "val", "test"):
+        assert a.metrics[split] == pytest.approx(b.metrics[split], rel=1e-6)
+    state_a, state_b = a.model.state_dict(), b.model.state_dict()  # weights, batch-norm running stats, normalizers
+    assert state_a.keys() == state_b.keys() and any("running_var" in key for key in state_a)
+    for key in state_a:
+        torch.testing.assert_close(state_a[key], state_b[key], rtol=1e-6, atol=1e-7, msg=key)
+
+
 def test_weighted_split_metrics_are_weighted_means(diabetes):
     rng = np.random.default_rng(0)
     splits = weighted(diabetes, lambda name, n: rng.uniform(0.1, 2, n).astype(np.float32))

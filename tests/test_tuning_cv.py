@@ -144,21 +144,56 @@ def _weighted_iris(zeros: int = 20):
     return replace(table, weights=weights)
 
 
-@pytest.mark.parametrize("refit", [True, False], ids=["refit_encoders", "kept_encoder"])
-def test_folds_carry_row_weights_and_never_hold_out_weight_0_rows(refit):
-    """Every fold's rows keep their weights; weight-0 rows train in every fold (held out,
-    they would give a validation score of 0/0), and the others are dealt over the folds."""
+def _without_first_rows(table, n: int):
+    """``table`` without its first ``n`` rows (the weight-0 rows of :func:`_weighted_iris`)."""
     from dataclasses import replace
 
-    splits = split_table(_weighted_iris(), seed=0)
-    if not refit:
-        splits = replace(splits, rows=None)  # a table too big to keep its raw rows
-    merged = splits.merge_train_val().train
+    rest = slice(n, None)
+    return replace(table, features=table.features.iloc[rest].reset_index(drop=True), target=table.target.iloc[rest].reset_index(drop=True), weights=table.weights[rest])
+
+
+def _kept_encoder(splits, refit: bool):
+    from dataclasses import replace
+
+    return splits if refit else replace(splits, rows=None)  # rows=None: a table too big to keep its raw rows
+
+
+def assert_same_folds(folds, expected) -> None:
+    for k, (fold, want) in enumerate(zip(folds, expected, strict=True)):
+        for name in ("train", "val", "test"):
+            for attr in ("X", "y", "w"):
+                np.testing.assert_array_equal(getattr(getattr(fold, name), attr), getattr(getattr(want, name), attr), err_msg=f"fold {k} {name}.{attr}")
+
+
+@pytest.mark.parametrize("refit", [True, False], ids=["refit_encoders", "kept_encoder"])
+def test_folds_carry_row_weights_and_hold_no_weight_0_rows(refit):
+    """No fold trains on or holds out a weight-0 row; every fold equals, weights included,
+    the fold of the table without those rows; and the held-out folds partition the rows."""
+    table = _weighted_iris()
+    splits = _kept_encoder(split_table(table, seed=0), refit)
+    without = _kept_encoder(split_table(_without_first_rows(table, 20), seed=0), refit)
     folds = make_folds(splits, 5, seed=0)
-    assert all(fold.val.w is not None and (fold.val.w > 0).all() for fold in folds)
-    assert all((fold.train.w == 0).sum() == (merged.w == 0).sum() == 20 for fold in folds)
+    for fold in folds:
+        assert (fold.train.w > 0).all() and (fold.val.w > 0).all()
+    assert_same_folds(folds, make_folds(without, 5, seed=0))
+    merged = without.merge_train_val().train  # every row of positive weight is held out once
     held = np.concatenate([fold.val.w for fold in folds])
-    np.testing.assert_array_equal(np.sort(held), np.sort(merged.w[merged.w > 0]))
+    np.testing.assert_array_equal(np.sort(held), np.sort(merged.w))
     for fold in folds:
         assert len(fold.train) + len(fold.val) == len(merged)
-        np.testing.assert_array_equal(np.sort(np.concatenate([fold.train.w, fold.val.w])), np.sort(merged.w))
+
+
+@pytest.mark.parametrize("refit", [True, False], ids=["refit_encoders", "kept_encoder"])
+def test_weight_0_rows_a_caller_puts_in_training_are_in_no_fold(refit):
+    """Splits whose training part carries weight-0 rows (a caller's own encode_split;
+    split_table puts them nowhere) give the folds of the splits without them."""
+    from gradwise.data import encode_split
+
+    table = _weighted_iris()
+    splits = split_table(table, seed=0)
+    rows = splits.rows
+    weightless = np.arange(20)  # _weighted_iris's weight-0 rows, spread through training
+    train = np.insert(rows.train, np.linspace(0, len(rows.train), len(weightless)).astype(int), weightless)
+    by_hand = encode_split(table, train, rows.val, rows.test, splits.seed, splits.fractions)
+    assert (by_hand.train.w == 0).sum() == 20
+    assert_same_folds(make_folds(_kept_encoder(by_hand, refit), 5, seed=0), make_folds(_kept_encoder(splits, refit), 5, seed=0))

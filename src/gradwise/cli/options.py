@@ -70,7 +70,7 @@ data_options = _stack(
 weight_option = click.option(
     "--weight-column", default=None,
     help="Column of per-row weights (finite numbers >= 0), taken out of the features: each batch's loss is the weighted mean sum(w*loss)/sum(w), "
-         "and the validation loss and every reported metric (test included) are weighted by it. Rows of weight 0 change nothing and are never held out.",
+         "and the validation loss and every reported metric (test included) are weighted by it. Rows of weight 0 are left out of every split, as if not in the table.",
 )
 
 model_options = _stack(

@@ -80,7 +80,8 @@ def load_table(
 
     ``weight`` names a column of per-row weights (finite, >= 0, not all 0): it is taken out
     of the features, and training weights each row's loss by it (``Part.w``, see
-    :func:`gradwise.fit`); rows of weight 0 change nothing.
+    :func:`gradwise.fit`); rows of weight 0 change nothing (:func:`gradwise.split_table` puts
+    them in no part).
 
     >>> table = load_table("builtin:iris")
     >>> table.task, table.features.shape

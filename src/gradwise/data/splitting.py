@@ -132,7 +132,8 @@ def encode_split(table: Table, train_idx: np.ndarray, val_idx: np.ndarray, test_
     """Fit the encoder on the ``train_idx`` rows, check the budget, encode all three parts.
 
     With row weights the encoder is fitted on the training rows of positive weight only:
-    a weight-0 row must not add a category level or move an imputed median."""
+    a weight-0 row must not add a category level or move an imputed median. (The rows
+    :func:`split_table` picks hold none; a caller's own ``train_idx`` may.)"""
     fit_idx = train_idx if table.weights is None else train_idx[table.weights[train_idx] > 0]
     encoder = FeatureEncoder(missing=table.missing, max_categories=max_categories, left_out=list(table.left_out)).fit(table.features.iloc[fit_idx])
     check_fits(len(train_idx) + len(val_idx) + len(test_idx), encoder.widths(), max_memory, max_categories)
@@ -142,21 +143,24 @@ def encode_split(table: Table, train_idx: np.ndarray, val_idx: np.ndarray, test_
         weights = None if table.weights is None else table.weights[idx].astype(np.float32)
         return Part(encoder.transform(table.features.iloc[idx]), target.transform(table.target.iloc[idx]), weights)
 
-    rows = SplitRows(table, train_idx, val_idx, test_idx, max_categories) if table.n_rows <= KEEP_ROWS_UP_TO else None
+    n_split = len(train_idx) + len(val_idx) + len(test_idx)  # not table.n_rows: weight-0 rows are in no part
+    rows = SplitRows(table, train_idx, val_idx, test_idx, max_categories) if n_split <= KEEP_ROWS_UP_TO else None
     return Splits(part(train_idx), part(val_idx), part(test_idx), table.task, encoder, target, table.name, seed, fractions, rows)
 
 
 def _weighted_split_indices(table: Table, fractions, seed: int, labels: np.ndarray | None):
-    """Train/val/test rows; rows of weight 0 all train, where they count for nothing.
+    """Train/val/test rows; rows of weight 0 are in none of them.
 
-    They are never held out (a validation or test score over them would be 0/0), and the
-    rows of positive weight are split as a table without the weight-0 rows would be."""
+    The rows of positive weight are split as a table without the weight-0 rows would be,
+    so a run on the table equals a run on it without them. In training a weight-0 row
+    would count nothing in the loss yet still take a place in a mini-batch, change the
+    steps per epoch and enter batch-norm statistics; held out, it would add nothing to a
+    score (and a part of only such rows would score 0/0)."""
     if table.weights is None:
         return _split_indices(table.n_rows, fractions, seed, labels, table.target_names[0])
     positive = np.flatnonzero(table.weights > 0)
     train, val, test = _split_indices(len(positive), fractions, seed, None if labels is None else labels[positive], table.target_names[0])
-    weightless = np.flatnonzero(table.weights <= 0)
-    return np.concatenate([positive[train], weightless]), positive[val], positive[test]
+    return positive[train], positive[val], positive[test]
 
 
 def _split_indices(n: int, fractions, seed: int, labels: np.ndarray | None, target_name: str = "target"):

@@ -9,6 +9,7 @@ import warnings
 from contextlib import contextmanager
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
@@ -73,26 +74,29 @@ PARAMETERS = """
     -----
     NumPy arrays, DataFrames and SciPy sparse matrices. A DataFrame with string columns is
     encoded by gradwise's own :class:`~gradwise.FeatureEncoder`, learned on the rows given
-    to ``fit``, gaps and unseen levels included, as ``gradwise train`` encodes them. Numeric
-    input (arrays, all-numeric DataFrames) passes through unchanged and NaN in it is
-    refused, as in most scikit-learn estimators (put a ``SimpleImputer`` in front). Sparse
-    input is densified for training (the loop keeps the table as one dense float32 tensor;
-    past 2 GiB it is refused with a message) and chunk by chunk for prediction.
+    to ``fit`` (those of positive weight), gaps and unseen levels included, as
+    ``gradwise train`` encodes them. Numeric input (arrays, all-numeric DataFrames) passes
+    through unchanged and NaN in it is refused, as in most scikit-learn estimators (put a
+    ``SimpleImputer`` in front). Sparse input is densified for training (the loop keeps
+    the table as one dense float32 tensor; past 2 GiB it is refused with a message) and
+    chunk by chunk for prediction.
 
     Sample weights
     --------------
     ``fit(X, y, sample_weight=w)`` and ``partial_fit`` weight each row's loss: every
     mini-batch's loss is the weighted mean over its rows, sum(w * loss) / sum(w), as in
     scikit-learn's MLP, and the validation loss for early stopping and the reported metrics
-    are weighted the same way. The normalizers use weighted statistics, and weight-0 rows
-    change nothing (they are never held out, and a batch of only such rows makes no
-    update). Weights must be finite, non-negative and not all 0. On a full-batch run
-    (``batch_size="full"``) an integer weight k equals repeating the row k times, up to
-    float32 rounding; mini-batches are drawn by row, so there the two differ.
+    are weighted the same way. The normalizers use weighted statistics. Rows of weight 0
+    are left out before anything is learned from the rows, so a fit with them equals the
+    fit without them: the same rows held out, the same mini-batches and steps, batch-norm
+    statistics, normalizers and (for a DataFrame) encoder; only their labels still count
+    among ``classes_``. Weights must be finite, non-negative and not all 0. On a
+    full-batch run (``batch_size="full"``) an integer weight k equals repeating the row k
+    times, up to float32 rounding; mini-batches are drawn by row, so there the two differ.
 
-    ``partial_fit`` trains ``epochs`` more epochs on the rows it is given, from the current
-    weights and with the normalizers fitted by the first call (no rows held out); the
-    optimizer's moments start afresh each call.
+    ``partial_fit`` trains ``epochs`` more epochs on the rows it is given (those of
+    positive weight), from the current weights and with the normalizers fitted by the
+    first call (no rows held out); the optimizer's moments start afresh each call.
 
     Pickling (``joblib.dump``) works; the no-pickle way to ship a model is a bundle:
     ``gradwise.save_bundle(est.model_, "model/", est.config_)``.
@@ -162,13 +166,16 @@ class _GradwiseEstimator(BaseEstimator):
         """Train a new network on ``X``, ``y``; early stopping on a held-out fraction.
 
         ``sample_weight`` (one non-negative number per row, None for all ones) weights each
-        row's loss: every batch's loss is the weighted mean over its rows.
+        row's loss: every batch's loss is the weighted mean over its rows; rows of weight 0
+        are left out.
         """
         for name in [n for n in vars(self) if n.endswith("_") and not n.startswith("__")]:
             delattr(self, name)  # a refit forgets the previous fit entirely
         X, y = self._check_fit_input(X, y, reset=True)
         weights = self._check_sample_weight(sample_weight, X)
-        y = self._encode_targets(y, reset=True)
+        y = self._encode_targets(y, reset=True)  # classes_ from every row, weight 0 or not
+        X, y, weights = without_weightless_rows(X, y, weights)
+        X = self._training_features(X, reset=True)
         config = self._config()
         train_rows, val_rows = self._hold_out(config, y, weights)
         self._train(config, X, y, weights, train_rows, val_rows, model=None)
@@ -186,6 +193,8 @@ class _GradwiseEstimator(BaseEstimator):
         X, y = self._check_fit_input(X, y, reset=first)
         weights = self._check_sample_weight(sample_weight, X)
         y = self._encode_targets(y, reset=first, classes=classes)
+        X, y, weights = without_weightless_rows(X, y, weights)
+        X = self._training_features(X, reset=first)
         config = self._config()
         rows = np.arange(len(X))
         self._train(config, X, y, weights, rows, rows[:0], model=None if first else self.model_)
@@ -228,18 +237,25 @@ class _GradwiseEstimator(BaseEstimator):
 
     @data_errors
     def _check_fit_input(self, X, y, reset: bool):
-        """Validate and encode features; returns (float32 rows, raw y checked for length)."""
+        """Validate features; returns (X, raw y checked for length), X as float32 rows or,
+        with string columns, the DataFrame still to encode (:meth:`_training_features`)."""
         if is_table(X):
             X, y = validate_data(self, X, y, skip_check_array=True, reset=reset)
             y = self._check_y(y)
             check_consistent_length(X, y)
             if len(X) == 0:
                 raise DataError("X is a DataFrame with 0 rows; fit needs at least one")
-            return self._encode_table(X, reset), y
+            return X, y
         X, y = validate_data(self, X, y, reset=reset, accept_sparse=SPARSE_FORMATS, dtype=(np.float64, np.float32), **self._y_check_params())
         if reset:
             self.encoder_, self._table_input = numeric_encoder(X.shape[1], getattr(self, "feature_names_in_", None)), False
         return dense_float32(X), y
+
+    @data_errors
+    def _training_features(self, X, reset: bool) -> np.ndarray:
+        """The training rows as float32: a DataFrame is encoded here, on reset by an encoder
+        learned from these very rows (the weight-0 rows are gone by then: no level of theirs)."""
+        return self._encode_table(X, reset) if isinstance(X, pd.DataFrame) else X
 
     def _encode_table(self, frame, reset: bool) -> np.ndarray:
         if reset:
@@ -372,6 +388,17 @@ class GradwiseRegressor(RegressorMixin, _GradwiseEstimator):
     def _target_encoder(self) -> TargetEncoder:
         names = ["y"] if self.n_outputs_ == 1 else [f"y{j}" for j in range(self.n_outputs_)]
         return TargetEncoder("regression", names)
+
+
+def without_weightless_rows(X, y: np.ndarray, weights: np.ndarray | None):
+    """``X``, ``y`` and ``weights`` without the rows of weight 0: they are absent from
+    training, which would otherwise give them places in mini-batches, steps per epoch and
+    batch-norm statistics while they count nothing in the loss."""
+    if weights is None or (weights > 0).all():
+        return X, y, weights  # nothing to leave out: the very arrays, no copy
+    keep = np.flatnonzero(weights > 0)
+    X = X.iloc[keep].reset_index(drop=True) if isinstance(X, pd.DataFrame) else X[keep]
+    return X, y[keep], weights[keep]
 
 
 def resolve_seed(seed) -> int:

@@ -90,16 +90,16 @@ def hold_out(n_rows: int, fraction: float, seed: int, labels: np.ndarray | None 
 
 
 def hold_out_weighted(weights: np.ndarray, fraction: float, seed: int, labels: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`hold_out` among the rows of positive weight; weight-0 rows all go to training.
+    """:func:`hold_out` among the rows of positive weight; weight-0 rows are in neither part.
 
-    There they count for nothing, and they do not change which rows are held out: a fit
-    with weight-0 rows holds out the rows a fit without them would (and weights of all
-    ones hold out exactly the rows no weights do).
+    So a fit with weight-0 rows trains on and holds out the rows a fit without them would
+    (and weights of all ones hold out exactly the rows no weights do). In training they
+    would count nothing in the loss yet fill places in mini-batches and batch-norm
+    statistics; held out, they would add nothing to the validation score.
     """
     positive = np.flatnonzero(weights > 0)
     train, val = hold_out(len(positive), fraction, seed, None if labels is None else labels[positive])
-    weightless = np.flatnonzero(weights <= 0)
-    return np.sort(np.concatenate([positive[train], weightless])), positive[val]
+    return positive[train], positive[val]
 
 
 def data_errors(check):

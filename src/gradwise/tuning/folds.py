@@ -59,23 +59,26 @@ def make_folds(splits: Any, folds: int, seed: int = 0) -> list[Any]:
     """``folds`` Splits whose train/val parts partition train + val; the test part is unchanged.
 
     Classification folds are stratified (each class dealt round-robin over the folds), so a
-    rare class is not missing from any fold's validation rows.
+    rare class is not missing from any fold's validation rows. Rows of weight 0 (which
+    :func:`gradwise.split_table` already leaves out of every part) are in no fold's rows,
+    so the folds are those of the splits without them.
     """
     merged = splits.merge_train_val().train
     assignment = _fold_of_each_row(merged, splits.task, folds, seed)
     out = []
     for k in range(folds):
-        held = assignment == k
+        held, trains = assignment == k, (assignment >= 0) & (assignment != k)
         if splits.rows is not None:
-            out.append(_refit_fold(splits, held))
+            out.append(_refit_fold(splits, trains, held))
             continue
-        out.append(replace(splits, train=_rows_of(merged, ~held), val=_rows_of(merged, held)))
+        out.append(replace(splits, train=_rows_of(merged, trains), val=_rows_of(merged, held)))
     return out
 
 
 def _fold_of_each_row(merged: Any, task: str, folds: int, seed: int) -> np.ndarray:
-    """Each row's held-out fold; -1 for rows of weight 0, which are never held out (in
-    training they count for nothing, in a fold's validation score they would be 0/0)."""
+    """Each row's held-out fold; -1 for rows of weight 0, which are in no fold at all (in
+    training they would take places in mini-batches and batch-norm statistics while
+    counting nothing in the loss; in a fold's validation score they would be 0/0)."""
     rng = np.random.default_rng(seed)
     rows = np.arange(len(merged)) if merged.w is None else np.flatnonzero(merged.w > 0)
     if task == "classification":
@@ -92,11 +95,11 @@ def _rows_of(part: Any, rows: np.ndarray) -> Any:
     return type(part)(part.X[rows], part.y[rows], None if part.w is None else part.w[rows])
 
 
-def _refit_fold(splits: Any, held: np.ndarray) -> Any:
+def _refit_fold(splits: Any, trains: np.ndarray, held: np.ndarray) -> Any:
     """A fold encoded from the raw rows by an encoder fitted on its own training rows."""
     from ..data import encode_split
 
     rows = splits.rows
     merged = np.concatenate([rows.train, rows.val])  # the row order of merge_train_val
-    fold = encode_split(rows.table, merged[~held], merged[held], rows.test, splits.seed, splits.fractions, rows.max_categories)
+    fold = encode_split(rows.table, merged[trains], merged[held], rows.test, splits.seed, splits.fractions, rows.max_categories)
     return replace(fold, rows=None)
