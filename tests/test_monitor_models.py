@@ -244,6 +244,51 @@ def test_autocast_training_is_unchanged_by_the_monitor(kind, dtype):
     assert all(math.isfinite(l.grad_norm) for l in monitor.observations[0].layers.values())
 
 
+def amp_training(init_scale: float, unscale_first: bool, give_scaler: bool = True):
+    """fp16 autocast with a GradScaler, the mixed-precision recipe; returns the monitor, its
+    diagnosis, each step's true first-layer gradient norm and the steps the scaler skipped."""
+    torch.manual_seed(0)
+    X = torch.randn(256, 10)
+    y = (X[:, 0] > 0).long()
+    model = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 2))
+    opt = SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=init_scale)
+    monitor = GradientMonitor(model, every=1, optimizer=opt, scaler=scaler if give_scaler else None)
+    truth, skipped = {}, 0
+    for step, i in enumerate(list(range(0, 256, 32)) * 3):
+        with torch.autocast("cpu", dtype=torch.float16):
+            loss = _loss(model(X[i:i + 32]), y[i:i + 32])
+        opt.zero_grad()
+        scaler.scale(loss).backward()
+        if unscale_first:  # as for gradient clipping
+            scaler.unscale_(opt)
+        truth[step] = model[0].weight.grad.norm().item() / (1.0 if unscale_first else scaler.get_scale())
+        monitor.observe(loss)
+        before = scaler.get_scale()
+        scaler.step(opt)
+        scaler.update()
+        skipped += scaler.get_scale() < before  # the scaler lowers its scale after each step it skips
+    return monitor, monitor.diagnose(), truth, skipped
+
+
+@pytest.mark.parametrize("unscale_first", [False, True], ids=["scaled_grads", "after_unscale"])
+def test_a_loss_scalers_overflows_are_skipped_steps_not_exploding_gradients(unscale_first):
+    # A scale of 2^30 overflows fp16 for the first dozen steps, as 2^16 does on larger models:
+    # the scaler skips them and backs off. Without the scaler the monitor called that critical.
+    try:
+        monitor, diagnosis, truth, skipped = amp_training(2.0 ** 30, unscale_first)
+    except RuntimeError as error:
+        pytest.skip(f"fp16 autocast is not supported on this CPU: {error}")
+    assert skipped >= 5 and monitor.scaler_skipped == skipped
+    assert len(monitor.observations) == len(truth) - skipped
+    assert diagnosis.summary["skipped_by_loss_scaler"] == skipped
+    assert "exploding_gradient" not in [f.problem for f in diagnosis.findings]
+    for obs in monitor.observations:  # the true gradient, not 2^k times it
+        assert obs.layers["0"].grad_norm == pytest.approx(truth[obs.step], rel=1e-5)
+    _, unaware, _, _ = amp_training(2.0 ** 30, unscale_first, give_scaler=False)
+    assert [f.problem for f in unaware.findings if f.severity == "critical"] == ["exploding_gradient"]
+
+
 def test_a_float64_model_is_measured_in_float64():
     build, batches = AUTOCAST["lstm"]
     torch.manual_seed(0)

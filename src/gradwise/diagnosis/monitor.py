@@ -75,14 +75,25 @@ class GradientMonitor:
 
     ``optimizer`` is optional: when given, update-to-weight ratios are measured right after
     its step; without it they are measured at the next :meth:`observe`.
+
+    ``scaler``: the ``torch.amp.GradScaler`` of a mixed-precision loop. Its ``.grad``
+    tensors then carry the loss scale (65,536 at first), and its first steps often overflow
+    to inf on purpose: the scaler skips those and lowers the scale. Given the scaler, the
+    monitor divides the gradient norms by the scale (or not, after ``scaler.unscale_``) and
+    leaves the steps the scaler skips out of the observations, counting them
+    (``skipped_by_loss_scaler`` in the summary). Without it, such a run was diagnosed
+    ``exploding_gradient`` (critical) and its gradient norms read 65,536 times too large.
     """
 
-    def __init__(self, model: nn.Module | None = None, every: int = DEFAULT_EVERY, optimizer: torch.optim.Optimizer | None = None) -> None:
+    def __init__(self, model: nn.Module | None = None, every: int = DEFAULT_EVERY, optimizer: torch.optim.Optimizer | None = None,
+                 scaler: Any = None) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ConfigError(f"every must be a positive integer (observe every N steps), got {every!r}")
         self.every = every
         self.model: nn.Module | None = None
         self.optimizer = optimizer
+        self.scaler = scaler if scaler is not None and scaler.is_enabled() else None
+        self.scaler_skipped = 0  # observed steps whose overflowed gradients the scaler skipped
         self.config: Any = None  # the TrainConfig, when used as a gradwise.fit callback
         self._observations: list[Observation] = []
         self._losses: list[float] = []  # every step's loss
@@ -339,11 +350,14 @@ class GradientMonitor:
         parts += self._take_losses()
         late, self._unsynced_updates = self._unsynced_updates, []
         parts += [norms for _, norms in late]
+        if self.scaler is not None:  # last: one sum, non-finite when any gradient overflowed
+            parts.append(M.norms([p.grad for p in self.model.parameters() if p.grad is not None]).sum().reshape(1))
         return RawStep(
             step=step, names=names, weighed=weigh, structure=structure,
             keys=keys_later + keys_now, counts=counts, fraction_keys=fraction_keys, dead_layout=dead_layout,
             dead_examples=dict(self._dead_examples), feature_count=feature_count, n_features=n_features,
             n_losses=n_losses, values=_concat(parts), updates=update_layouts, late_updates=[layout for layout, _ in late],
+            grad_scale=None if self.scaler is None else grad_factor(self.scaler),
         )
 
     @staticmethod
@@ -426,10 +440,16 @@ class GradientMonitor:
         for raw in raws:
             size = raw.values.numel()
             previous = self._observations[-1] if self._observations else None
-            obs, losses, updates = decode(raw, flat[at:at + size], previous)
-            at += size
-            self._observations.append(obs)
-            self._by_step[raw.step] = obs
+            values, at = flat[at:at + size], at + size
+            # Under a loss scaler the step's last value sums every gradient's norm: inf or NaN
+            # there is an overflow the scaler skips (no update, nothing wrong with training).
+            overflowed = raw.grad_scale is not None and not math.isfinite(values.pop())
+            obs, losses, updates = decode(raw, values, previous)
+            if overflowed:
+                self.scaler_skipped += 1
+            else:
+                self._observations.append(obs)
+                self._by_step[raw.step] = obs
             self._file(losses, updates)
 
     def flush(self) -> None:
@@ -508,6 +528,17 @@ class GradientMonitor:
     def on_train_end(self, state: Any) -> None:
         self.flush()
         self._arm(False)
+
+
+def grad_factor(scaler: Any) -> float:
+    """The factor the ``.grad`` tensors carry now: the loss scale, or 1 once ``unscale_`` ran
+    this step (torch keeps that stage per optimizer, in the scaler's own state)."""
+    from torch.amp.grad_scaler import OptState
+
+    states = getattr(scaler, "_per_optimizer_states", {})
+    if any(state.get("stage") is OptState.UNSCALED for state in states.values()):
+        return 1.0
+    return float(scaler.get_scale())
 
 
 def _ignore(*_: Any) -> None:

@@ -114,6 +114,7 @@ class RawStep:
     values: torch.Tensor
     updates: list[UpdateLayout] = field(default_factory=list)
     late_updates: list[UpdateLayout] = field(default_factory=list)
+    grad_scale: float | None = None  # the loss scale the gradients carry (a GradScaler's), or None
 
 
 class Reader:
@@ -136,7 +137,7 @@ def decode(raw: RawStep, values: list[float],
     """
     read = Reader(values)
     n = len(raw.names)
-    grad_norms = read.take(n)
+    grad_norms = [g / raw.grad_scale for g in read.take(n)] if raw.grad_scale else read.take(n)
     weight_norms = read.take(n) if raw.weighed else _carried_weight_norms(raw.names, previous)
     updates = [(u, read.take(len(u.names))) for u in raw.updates]
     measured = dict(zip(raw.keys, read.take(len(raw.keys))))

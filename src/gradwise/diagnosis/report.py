@@ -76,7 +76,8 @@ def render_diagnosis(diagnosis: Diagnosis, console: Console | None = None) -> No
     if summary:
         console.print(
             f"Diagnosis from {summary.get('observations', 0)} observed steps of {summary.get('steps', 0)} "
-            f"(every {summary.get('every', '?')}); loss {_num(summary.get('loss_first'))} -> {_num(summary.get('loss_last'))}",
+            f"(every {summary.get('every', '?')}); loss {_num(summary.get('loss_first'))} -> {_num(summary.get('loss_last'))}"
+            + (f"; {summary['skipped_by_loss_scaler']} more overflowed and were skipped by the loss scaler" if summary.get("skipped_by_loss_scaler") else ""),
             highlight=False,
         )
     if diagnosis.layers:

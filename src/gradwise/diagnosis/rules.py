@@ -489,6 +489,8 @@ def diagnose(mon: GradientMonitor, config: Any = None, problems: Sequence[str] |
         "loss_last": mon.losses[-1] if mon.losses else None,
         "input_scale": mon.observations[0].input_scale if mon.observations else None,
     }
+    if mon.scaler is not None:
+        summary["skipped_by_loss_scaler"] = mon.scaler_skipped
     layers = layer_summary(mon.observations) if problems is None else []
     return Diagnosis(findings, layers, summary)
 
