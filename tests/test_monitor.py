@@ -85,6 +85,46 @@ def test_observes_every_nth_step_and_keeps_every_loss():
     assert monitor.losses == pytest.approx(losses)
 
 
+def test_a_long_run_keeps_a_bounded_evenly_spread_set_of_observations(monkeypatch):
+    # A 10M-step run observed every 20 steps would keep 500,000 observations (about 2 GB); at the cap
+    # every other one goes and the spacing doubles, so they stay spread over the whole run.
+    from gradwise.diagnosis import monitor as monitor_module
+
+    monkeypatch.setattr(monitor_module, "MAX_OBSERVATIONS", 16)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    monitor = GradientMonitor(model, every=3, optimizer=opt)
+    _train(model, opt, _batches(300, size=8), monitor)
+    monitor.flush()
+    steps = [o.step for o in monitor.observations]
+    assert 8 <= len(steps) < 16 and monitor.stride >= 4 and steps[0] == 0  # 100 observed steps
+    assert {b - a for a, b in zip(steps, steps[1:])} == {3 * monitor.stride}  # evenly spaced
+    assert steps[-1] > 300 - 2 * 3 * monitor.stride  # reaching the run's end
+    assert len(monitor.losses) == 300  # the loss of every step is still kept
+    assert monitor.diagnose().summary["kept_every"] == 3 * monitor.stride
+
+
+def test_thinning_keeps_the_first_non_finite_gradient_as_evidence(monkeypatch):
+    from gradwise.diagnosis import monitor as monitor_module
+
+    monkeypatch.setattr(monitor_module, "MAX_OBSERVATIONS", 16)
+    model = _mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    monitor = GradientMonitor(model, every=1, optimizer=opt)
+    batches = _batches(200, size=8)
+    _train(model, opt, batches[:101], monitor)
+    model[0].weight.register_hook(lambda g: torch.full_like(g, math.inf) if monitor._steps == 101 else g)
+    for x, y in batches[101:]:  # no optimizer step from here on: the inf of step 101 never lands
+        model.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        monitor.observe(loss)
+    kept = [o.step for o in monitor.observations if not math.isfinite(o.layers["0"].grad_norm)]
+    assert kept == [101] and len(monitor.observations) < 16 and 101 % monitor.stride != 0
+    finding = next(f for f in monitor.diagnose().findings if f.problem == "exploding_gradient")
+    assert finding.evidence["first_nonfinite_gradient_step"] == 101
+
+
 def test_gradient_and_weight_norms_and_update_ratio_match_manual_values():
     model = _mlp()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)

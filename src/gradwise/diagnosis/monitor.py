@@ -68,6 +68,12 @@ __all__ = ["DEFAULT_EVERY", "GradientMonitor", "LayerObservation", "Observation"
 
 DEFAULT_EVERY = 20  # one observed step in 20 keeps the average cost near 1% (benchmarks/monitor_overhead.py)
 READ_BACK_EVERY = 512  # observed steps left on the device at most before they are read back
+# Observations kept at most. Each holds every layer's numbers (about 4 KB for a 7-layer MLP),
+# and a 10M-step run observed every 20 steps would make 500,000 of them (2 GB). At the cap every
+# other one is dropped and later ones are kept at twice the spacing, so the kept ones stay
+# evenly spread over the run (the rules read its first observation, first quarter and late
+# half); the first observation with a non-finite gradient is always kept, as evidence.
+MAX_OBSERVATIONS = 2048
 
 
 class GradientMonitor:
@@ -113,6 +119,10 @@ class GradientMonitor:
         self._unsynced_updates: list[tuple[UpdateLayout, torch.Tensor]] = []  # measured after a step
         self._alive_history: dict[str, deque] = {}
         self._by_step: dict[int, Observation] = {}
+        self._last_decoded: Observation | None = None  # kept or not: it carries weight norms
+        self._decoded = 0  # observations read back so far (kept or thinned out)
+        self.stride = 1  # one read-back observation in this many is kept (see MAX_OBSERVATIONS)
+        self._nonfinite_kept = False
         self._dead_examples: dict[str, int] = {}
         self._direct: frozenset[str] = frozenset()  # layers seen feeding an activation directly
         self._skipped: dict[str, str] = {}  # modules whose measuring failed -> why
@@ -439,18 +449,32 @@ class GradientMonitor:
         at = 0
         for raw in raws:
             size = raw.values.numel()
-            previous = self._observations[-1] if self._observations else None
             values, at = flat[at:at + size], at + size
             # Under a loss scaler the step's last value sums every gradient's norm: inf or NaN
             # there is an overflow the scaler skips (no update, nothing wrong with training).
             overflowed = raw.grad_scale is not None and not math.isfinite(values.pop())
-            obs, losses, updates = decode(raw, values, previous)
+            obs, losses, updates = decode(raw, values, self._last_decoded)
             if overflowed:
                 self.scaler_skipped += 1
             else:
-                self._observations.append(obs)
-                self._by_step[raw.step] = obs
+                self._last_decoded = obs
+                self._keep(obs)
             self._file(losses, updates)
+
+    def _keep(self, obs: Observation) -> None:
+        """Store ``obs`` if it falls on the current spacing (or is the first non-finite one)."""
+        index, self._decoded = self._decoded, self._decoded + 1
+        evidence = not self._nonfinite_kept and not _finite_gradients(obs)
+        if index % self.stride and not evidence:
+            return
+        self._nonfinite_kept = self._nonfinite_kept or evidence
+        self._observations.append(obs)
+        self._by_step[obs.step] = obs
+        if len(self._observations) >= MAX_OBSERVATIONS:
+            first_nonfinite = next((o for o in self._observations if not _finite_gradients(o)), None)
+            self._observations = [o for i, o in enumerate(self._observations) if i % 2 == 0 or o is first_nonfinite]
+            self._by_step = {o.step: o for o in self._observations}
+            self.stride *= 2
 
     def flush(self) -> None:
         """Measure any open update and read back everything still on the device."""
@@ -528,6 +552,10 @@ class GradientMonitor:
     def on_train_end(self, state: Any) -> None:
         self.flush()
         self._arm(False)
+
+
+def _finite_gradients(obs: Observation) -> bool:
+    return all(math.isfinite(layer.grad_norm) for layer in obs.layers.values())
 
 
 def grad_factor(scaler: Any) -> float:
