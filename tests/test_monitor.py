@@ -101,7 +101,11 @@ def test_a_long_run_keeps_a_bounded_evenly_spread_set_of_observations(monkeypatc
     assert {b - a for a, b in zip(steps, steps[1:])} == {3 * monitor.stride}  # evenly spaced
     assert steps[-1] > 300 - 2 * 3 * monitor.stride  # reaching the run's end
     assert len(monitor.losses) == 300  # the loss of every step is still kept
-    assert monitor.diagnose().summary["kept_every"] == 3 * monitor.stride
+    assert monitor.diagnose().summary["kept_every_steps"] == 3 * monitor.stride
+    from gradwise.reporting.document import flow_part
+
+    flow = flow_part(monitor)  # the page says one observed step in this many was kept
+    assert flow["steps"] == steps and flow["kept_every"] == monitor.stride
 
 
 def test_thinning_keeps_the_first_non_finite_gradient_as_evidence(monkeypatch):

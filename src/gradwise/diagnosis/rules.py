@@ -492,7 +492,7 @@ def diagnose(mon: GradientMonitor, config: Any = None, problems: Sequence[str] |
     if mon.scaler is not None:
         summary["skipped_by_loss_scaler"] = mon.scaler_skipped
     if mon.stride > 1:  # a long run: its observations were thinned to stay bounded
-        summary["kept_every"] = mon.every * mon.stride
+        summary["kept_every_steps"] = mon.every * mon.stride
     layers = layer_summary(mon.observations) if problems is None else []
     return Diagnosis(findings, layers, summary)
 

@@ -65,7 +65,7 @@ def flow_part(monitor: Any) -> dict[str, Any]:
     activations = [next((o.layers[name].activation for o in reversed(observations) if name in o.layers), None) for name in layers]
     losses, loss_stride = _thin(monitor.losses, MAX_LOSS_POINTS)
     return jsonable({"layers": layers, "activations": activations, "steps": [o.step for o in observations],
-                     "every": monitor.every, "kept_every": stride, "losses": losses, "loss_stride": loss_stride, **series})
+                     "every": monitor.every, "kept_every": stride * monitor.stride, "losses": losses, "loss_stride": loss_stride, **series})
 
 
 def _value(observation: Any, name: str, measure: str) -> float:
