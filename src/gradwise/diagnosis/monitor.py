@@ -35,6 +35,7 @@ same examples) and update norms on each layer's first 4096 weights (see
 from __future__ import annotations
 
 import math
+from array import array
 import warnings
 import weakref
 from collections import deque
@@ -102,7 +103,7 @@ class GradientMonitor:
         self.scaler_skipped = 0  # observed steps whose overflowed gradients the scaler skipped
         self.config: Any = None  # the TrainConfig, when used as a gradwise.fit callback
         self._observations: list[Observation] = []
-        self._losses: list[float] = []  # every step's loss
+        self._losses = array("d")  # every step's loss: 8 bytes a step (a list of floats took 32)
         self._raw: list[RawStep] = []  # observed steps not yet read back
         self._observed = 0  # observed steps so far
         self.epoch_losses: list[float] = []  # mean train loss per epoch (fit callback only)
@@ -435,8 +436,8 @@ class GradientMonitor:
         return self._observations
 
     @property
-    def losses(self) -> list[float]:
-        """The loss of every step observe() was given, in order."""
+    def losses(self) -> Sequence[float]:
+        """The loss of every step observe() was given, in order (an ``array("d")``)."""
         self._read_back()
         return self._losses
 
