@@ -89,7 +89,7 @@ def numeric_values(column: pd.Series, name: str, hint: str = "the model reads it
     return values
 
 
-WEIGHT_HINT = "row weights must be finite numbers >= 0 (0 leaves a row out of the loss); fix those cells"
+WEIGHT_HINT = "row weights must be finite numbers >= 0 (0 leaves a row out); fix those cells"
 
 
 def row_weights(column: pd.Series, name: str) -> np.ndarray:
@@ -103,6 +103,9 @@ def row_weights(column: pd.Series, name: str) -> np.ndarray:
             raise DataError("weight " + _describe(name, column, rows, kind, WEIGHT_HINT))
     if not (values > 0).any():
         raise DataError(f"weight column '{name}' is 0 on every row; at least one row needs a positive weight")
+    zero = int((values == 0).sum())
+    if zero:  # said, since those rows then count in no split, fold or score
+        note(f"left out {zero:,} of {len(values):,} rows whose weight '{name}' is 0")
     return values
 
 
