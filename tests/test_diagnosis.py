@@ -10,7 +10,7 @@ from sklearn.datasets import load_wine
 from gradwise import TrainConfig
 from gradwise.cli import main
 from gradwise.data import load_table, split_table
-from gradwise.diagnosis import DEFAULT_EVERY, GradientMonitor
+from gradwise.diagnosis import DEFAULT_EVERY, GradientMonitor, loss_rules
 from gradwise.diagnosis.sabotage import Sabotage, hidden_biases, large_weights_zero_z, scaled_weights
 from gradwise.training import fit
 
@@ -247,3 +247,33 @@ def test_a_diagnosis_restricted_to_some_problems_finds_exactly_what_the_full_one
     assert [(f.problem, f.severity, f.evidence) for f in restricted.findings] == full
     assert restricted.layers == [] and monitor.diagnose().layers  # the layer table is what a check skips
     assert data == "wine" or full  # the broken set-ups do show one of them
+
+
+def _spike_written_plainly(losses):
+    """The spike rule's evidence, one window at a time (what the vectorised rule must equal)."""
+    import statistics
+
+    start = losses[0]
+    if len(losses) < 2 or not start > 0:
+        return None
+    window = 3 if len(losses) >= 6 else 1
+    rolling = [statistics.median(losses[i:i + window]) for i in range(1, len(losses) - window + 1)]
+    sustained, single = max(rolling), max(losses[1:])
+    if sustained < loss_rules.SPIKE_WARNING * start and single < loss_rules.SPIKE_SINGLE * start:
+        return None
+    return {"loss_start": start, "loss_peak": single, "sustained_peak": sustained,
+            "peak_step": losses.index(single), "loss_end": losses[-1]}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_loss_spike_evidence_equals_the_rule_written_plainly(seed):
+    import random
+
+    rng = random.Random(seed)
+    for length in (2, 3, 5, 6, 7, 40, 500):
+        losses = [1.0 + 0.1 * rng.random() for _ in range(length)]
+        for _ in range(rng.randrange(3)):  # a lone spike, a sustained one, or none
+            at = rng.randrange(1, length)
+            for i in range(at, min(length, at + rng.choice((1, 3, 4)))):
+                losses[i] = rng.choice((3.0, 6.0, 12.0, 25.0))
+        assert loss_rules._loss_spike(losses) == _spike_written_plainly(losses), (length, losses)

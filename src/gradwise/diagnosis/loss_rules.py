@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
+
 from . import fixes as F
 from . import measures as M
 from .findings import Finding
@@ -111,16 +113,18 @@ def _loss_spike(losses: Sequence[float]) -> dict[str, float] | None:
     """
     if len(losses) < 2:
         return None
-    start = losses[0]  # the loss at initialization, before any update could overshoot
+    values = np.asarray(losses, dtype=np.float64)  # all finite: rule_diverging checked first
+    start = float(values[0])  # the loss at initialization, before any update could overshoot
     if not start > 0:
         return None
-    window = 3 if len(losses) >= 6 else 1
-    rolling = [M.median(losses[i:i + window]) or 0.0 for i in range(1, len(losses) - window + 1)] or [0.0]
-    sustained, single = max(rolling), max(losses[1:])
+    rest = values[1:]
+    # Vectorised: this runs at each of a trial's fatal-finding checks, over every step so far.
+    sustained = float((_medians_of_three(rest) if len(values) >= 6 else rest).max())
+    single = float(rest.max())
     if sustained < SPIKE_WARNING * start and single < SPIKE_SINGLE * start:
         return None
     return {"loss_start": start, "loss_peak": single, "sustained_peak": sustained,
-            "peak_step": losses.index(single), "loss_end": losses[-1]}
+            "peak_step": int(np.flatnonzero(values == single)[0]), "loss_end": float(values[-1])}
 
 
 def spike_finding(spike: dict[str, float], ctx: F.Context) -> Finding:
@@ -175,6 +179,12 @@ def rule_slow(mon: GradientMonitor, ctx: F.Context) -> Finding | None:
         F.for_slow(ctx), origin="training",
         explanation=f"The loss fell by only {drop:.1%} over {len(mon.losses)} steps.",
     )
+
+
+def _medians_of_three(x: np.ndarray) -> np.ndarray:
+    """The median of each three consecutive values (exact: min and max only)."""
+    a, b, c = x[:-2], x[1:-1], x[2:]
+    return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
 
 
 def _last_finite(values: Sequence[float]) -> float | None:
