@@ -361,8 +361,10 @@ class GradientMonitor:
         parts += self._take_losses()
         late, self._unsynced_updates = self._unsynced_updates, []
         parts += [norms for _, norms in late]
-        if self.scaler is not None:  # last: one sum, non-finite when any gradient overflowed
-            parts.append(M.norms([p.grad for p in self.model.parameters() if p.grad is not None]).sum().reshape(1))
+        if self.scaler is not None:  # last: the other parameters' gradient norms (biases...), summed
+            measured = {id(w) for w in weights}
+            rest = [p.grad for p in self.model.parameters() if p.grad is not None and id(p) not in measured]
+            parts.append(M.norms(rest).sum().reshape(1))
         return RawStep(
             step=step, names=names, weighed=weigh, structure=structure,
             keys=keys_later + keys_now, counts=counts, fraction_keys=fraction_keys, dead_layout=dead_layout,
@@ -451,11 +453,12 @@ class GradientMonitor:
         for raw in raws:
             size = raw.values.numel()
             values, at = flat[at:at + size], at + size
-            # Under a loss scaler the step's last value sums every gradient's norm: inf or NaN
-            # there is an overflow the scaler skips (no update, nothing wrong with training).
-            overflowed = raw.grad_scale is not None and not math.isfinite(values.pop())
+            # Under a loss scaler the step's last value sums the norms of the gradients the layers'
+            # own do not cover: inf or NaN in either is an overflow the scaler skips (no update,
+            # nothing wrong with training).
+            rest_finite = raw.grad_scale is None or math.isfinite(values.pop())
             obs, losses, updates = decode(raw, values, self._last_decoded)
-            if overflowed:
+            if raw.grad_scale is not None and not (rest_finite and _finite_gradients(obs)):
                 self.scaler_skipped += 1
             else:
                 self._last_decoded = obs
