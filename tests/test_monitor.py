@@ -283,6 +283,8 @@ def test_rejects_a_bad_cadence_and_a_model_without_layers():
         GradientMonitor(_mlp(), every=0)
     with pytest.raises(ConfigError, match="no layer"):
         GradientMonitor(nn.ReLU())
+    with pytest.raises(ConfigError, match="GradScaler, got float"):
+        GradientMonitor(_mlp(), scaler=65536.0)  # the scale, not the scaler
 
 
 def test_monitor_as_fit_callback_observes_the_network_and_stops_on_nan():

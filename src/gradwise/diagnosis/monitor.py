@@ -96,6 +96,8 @@ class GradientMonitor:
                  scaler: Any = None) -> None:
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ConfigError(f"every must be a positive integer (observe every N steps), got {every!r}")
+        if scaler is not None and not all(hasattr(scaler, name) for name in ("is_enabled", "get_scale")):
+            raise ConfigError(f"scaler must be the loop's torch.amp.GradScaler, got {type(scaler).__name__}")
         self.every = every
         self.model: nn.Module | None = None
         self.optimizer = optimizer
