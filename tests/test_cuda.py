@@ -16,19 +16,11 @@ from torch import nn
 from gradwise import GradientMonitor, TrainConfig
 from gradwise.training.population import Member
 
-from test_population import OPTIMIZERS, VARIANTS, assert_same_training, member_configs, row_sets
+from test_population import OPTIMIZERS, VARIANTS, assert_same_training, iris, member_configs, row_sets  # noqa: F401 (iris: a fixture)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 CUDA_CASES = [("adam", "mini_batch"), ("gd", "full"), ("momentum", "stochastic"), ("rmsprop", "mini_batch")]
-
-
-@pytest.fixture(scope="module")
-def iris():
-    from gradwise import load_table, split_table
-    from test_population import shrink
-
-    return shrink(split_table(load_table("builtin:iris"), seed=0), 36)
 
 
 @pytest.mark.parametrize("optimizer,variant", CUDA_CASES)
